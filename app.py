@@ -1,0 +1,583 @@
+"""Dossier's page: Ask, Brief, Library and Evaluate over one store.
+
+A thin shell: read the widgets, call ``rag.pipeline``, render the result. The
+work lives in ``rag/``; the pure rendering helpers in ``rag.ui_helpers``. Report
+text is untrusted and is only ever rendered escaped (``ui.md_escape``) or inside
+the escaped HTML of ``ui.highlight_html``.
+
+Run with ``bash scripts/run`` (or ``streamlit run app.py``).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import tempfile
+import threading
+from pathlib import Path
+from typing import Any, Callable
+
+import streamlit as st
+
+from rag import ui_helpers as ui
+from rag.config import Settings
+from rag.errors import EmbedderMismatchError, RagError
+from rag.retrieval import Filters
+
+APP_DIR = Path(__file__).resolve().parent
+DATA_DIR = APP_DIR / "data"  # the sample report indexed on first start
+PAGES = ["Ask", "Brief", "Library", "Evaluate"]
+log = logging.getLogger("dossier.app")
+
+
+# --- expensive objects, built once per settings fingerprint ------------------------------------
+
+
+@st.cache_resource(show_spinner="Loading the embedder and opening the store\u2026")
+def _pipeline(fingerprint: str, _settings: Settings) -> Any:
+    from rag.pipeline import build_pipeline
+
+    return build_pipeline(_settings)
+
+
+@st.cache_resource(show_spinner=False)
+def _write_lock(fingerprint: str) -> threading.Lock:
+    """One writer at a time per store (sessions share the pipeline)."""
+    return threading.Lock()
+
+
+@st.cache_resource(show_spinner="First start: indexing the sample report in data/\u2026")
+def _first_start(fingerprint: str, _pipe: Any) -> dict | None:
+    """Index data/ once when the store is empty, so a new user can ask a question at once."""
+    if _pipe.sources() or not DATA_DIR.is_dir():
+        return None
+    with _write_lock(fingerprint):
+        return _pipe.ingest([DATA_DIR]).to_dict()
+
+
+@st.cache_data(show_spinner=False)
+def _sources(fingerprint: str, _settings: Settings) -> list:
+    return _pipeline(fingerprint, _settings).sources()
+
+
+@st.cache_data(show_spinner=False)
+def _status(fingerprint: str, _settings: Settings) -> dict:
+    return _pipeline(fingerprint, _settings).status()
+
+
+@st.cache_data(show_spinner=False, max_entries=64)
+def _document(fingerprint: str, source: str, doc_id: str, _settings: Settings) -> Any:
+    """The stored report a citation points into, or None if it changed since."""
+    doc = _pipeline(fingerprint, _settings).document(source)
+    return doc if doc is not None and (not doc_id or doc.doc_id == doc_id) else None
+
+
+def _library_changed() -> None:
+    """Forget cached views of the store after an ingest, forget or re-index."""
+    _sources.clear()
+    _status.clear()
+    _document.clear()
+
+
+# --- small shared pieces ---------------------------------------------------------------------------
+
+
+def _guard(action: Callable[[], Any]) -> Any:
+    """Run ``action``; show a RagError's message (or a short note for a bug) instead of a traceback."""
+    try:
+        return action()
+    except RagError as exc:
+        st.error(ui.md_escape(str(exc)), icon="\u26a0\ufe0f")
+    except Exception as exc:  # noqa: BLE001 - a bug must not show the user a traceback
+        log.exception("unexpected error in the page")
+        st.error(ui.md_escape(f"Something went wrong ({type(exc).__name__}: {exc}). This is a bug in Dossier; "
+                              "the details are in the server log."), icon="\u26a0\ufe0f")
+    return None
+
+
+def _progress_bar(label: str) -> tuple[Any, Callable[[int, int, str], None]]:
+    bar = st.progress(0.0, text=label)
+
+    def update(done: int, total: int, name: str) -> None:
+        bar.progress(min(done / max(total, 1), 1.0), text=ui.md_escape(f"{label} {done}/{total} {name}"))
+
+    return bar, update
+
+
+def _source_label(infos: list) -> Callable[[str], str]:
+    titles = {i.source: i.title for i in infos}
+    return lambda s: f"{titles.get(s, s)} ({s})" if titles.get(s) and titles[s] != s else s
+
+
+def _date_range(infos: list, prefix: str) -> tuple[Any, Any]:
+    """A toggle and a date range; returns (from, to) or (None, None)."""
+    lo, hi = ui.date_bounds(infos)
+    if lo is None:
+        st.caption("No stored report carries a publication date.")
+        return None, None
+    if not st.toggle("Limit by publication date", key=f"{prefix}_use_dates"):
+        return None, None
+    first, last = ui.iso_to_date(lo), ui.iso_to_date(hi)
+    if first is None or last is None:
+        return None, None
+    picked = st.date_input("Published between", value=(first, last), key=f"{prefix}_dates")
+    picked = tuple(picked) if isinstance(picked, (tuple, list)) else (picked,)
+    st.caption("Reports without a date are left out while a date range is set.")
+    return (picked[0] if picked else None), (picked[1] if len(picked) > 1 else None)
+
+
+def _show_span(fp: str, settings: Settings, source: str, doc_id: str, start: int, end: int, quote: str,
+               key: str) -> None:
+    """The cited report with the span highlighted (escaped HTML; our own <mark> only)."""
+    doc = _document(fp, source, doc_id, settings)
+    if doc is None:
+        st.caption("This report was changed or removed after the answer was given; the quoted text was:")
+        st.markdown(ui.md_escape(quote))
+        return
+    st.caption(ui.md_escape(f"{doc.title} \u00b7 {doc.source} \u00b7 {doc.date or 'undated'} "
+                            f"\u00b7 characters {start}\u2013{end}"))
+    whole = st.toggle("Show the whole report", key=f"whole_{key}")
+    st.markdown(ui.highlight_html(doc.text, start, end, context=None if whole else 400), unsafe_allow_html=True)
+
+
+def _citations(fp: str, settings: Settings, citations: list, key: str) -> None:
+    for c in citations:
+        with st.expander(ui.citation_label(c), key=f"cite_{key}_{c.key}"):
+            _show_span(fp, settings, c.source, c.doc_id, c.start, c.end, c.quote, key=f"{key}_{c.key}")
+
+
+def _flagged(sentences: list) -> None:
+    bad = ui.unsupported_sentences(sentences)
+    if bad:
+        lines = [f"- Sentence {i}: \u201c{ui.md_escape(text)}\u201d \u2014 {ui.md_escape('; '.join(problems))}"
+                 for i, text, problems in bad]
+        st.warning("\u26a0 Not supported by the cited passages:\n" + "\n".join(lines))
+
+
+# --- sidebar ----------------------------------------------------------------------------------------------
+
+
+def sidebar(status: dict, infos: list) -> Filters:
+    """Status panel and the Ask filters."""
+    with st.sidebar:
+        st.title(":material/folder_open: Dossier")
+        st.caption("Cited answers and briefs from your reports.")
+        headline, explanation = ui.mode_lines(status)
+        box = st.info if status.get("mode") != "llm" else st.success
+        box(f"**{ui.md_escape(headline)}**  \n{ui.md_escape(explanation)}")
+        rows = [
+            f"**Embedder:** {ui.md_escape(str(status.get('embedder')))} ({status.get('dimension')} dimensions)",
+            f"**Store:** {ui.md_escape(str(status.get('store')))}",
+            f"**Size:** {ui.plural(status.get('reports', 0), 'report')}, {ui.plural(status.get('chunks', 0), 'chunk')}, "
+            f"{ui.human_bytes(status.get('store_bytes'))}",
+        ]
+        if status.get("mode") == "llm":
+            rows.insert(0, f"**Endpoint:** {ui.md_escape(str(status.get('llm_endpoint')))}")
+        st.markdown("  \n".join(rows))
+        st.divider()
+        st.subheader("Ask filters")
+        names = [i.source for i in infos]
+        if "flt_sources" in st.session_state:  # a forgotten report cannot stay selected
+            st.session_state["flt_sources"] = [s for s in st.session_state["flt_sources"] if s in names]
+        chosen = st.multiselect("Reports", names, key="flt_sources", format_func=_source_label(infos),
+                                placeholder="All reports")
+        date_from, date_to = _date_range(infos, "flt")
+        filters = ui.make_filters(chosen, date_from, date_to)
+        st.caption(ui.md_escape(f"Questions search {filters.describe()}."))
+    return filters
+
+
+# --- Ask --------------------------------------------------------------------------------------------------------
+
+
+def _render_answer(answer: Any, fp: str, settings: Settings, key: str) -> None:
+    if answer.notice:
+        st.caption(ui.md_escape(f"\u2139 {answer.notice}"))
+    if answer.standalone_question and answer.standalone_question.strip() != answer.question.strip():
+        st.caption(ui.md_escape(f"Understood as: {answer.standalone_question}"))
+    if answer.abstained:
+        st.warning(ui.md_escape(answer.answer), icon="\U0001f50e")
+        if answer.searched:
+            st.caption(ui.md_escape(f"Searched: {answer.searched}"))
+        if answer.passages:
+            st.markdown("**Closest passages** (they do not answer the question):")
+            for n, hit in enumerate(answer.passages[:3], 1):
+                ch = hit.chunk
+                label = ui.md_escape(f"Passage {n}: {ui.shorten(ch.title or ch.source, 70)} \u2014 {ch.source} \u00b7 "
+                                     f"{ch.date or 'undated'}")
+                with st.expander(label, key=f"near_{key}_{n}"):
+                    _show_span(fp, settings, ch.source, ch.doc_id, ch.start, ch.end, ch.text, key=f"{key}_p{n}")
+        return
+    st.markdown(ui.answer_markdown(answer))
+    _flagged(answer.sentences)
+    _citations(fp, settings, answer.citations, key)
+    if answer.mode == "extractive":
+        st.caption("Extractive answer: sentences quoted from the reports (no LLM configured).")
+
+
+def _answer(pipe: Any, question: str, history: list[dict], filters: Filters) -> Any:
+    """Stream the answer in LLM mode; in extractive mode it comes at once."""
+    if pipe.mode != "llm":
+        with st.spinner("Searching the reports\u2026"):
+            return pipe.ask(question, history=history, filters=filters)
+    status, body, text, answer = st.empty(), st.empty(), "", None
+    for kind, value in pipe.answerer.ask_stream(question, history=history, filters=filters):
+        if kind == "status":
+            status.caption(ui.md_escape(str(value)))
+        elif kind == "delta":
+            text += str(value)
+            body.markdown(ui.md_escape(text) + " \u258c")
+        elif kind == "answer":
+            answer = value
+    status.empty()
+    body.empty()
+    return answer
+
+
+def _clear_chat() -> None:
+    st.session_state["messages"] = []
+
+
+def ask_page(pipe: Any, fp: str, settings: Settings, filters: Filters, infos: list) -> None:
+    messages: list[dict] = st.session_state.setdefault("messages", [])
+    head, clear = st.columns([5, 1], vertical_alignment="center")
+    head.caption(ui.md_escape(f"Ask about {filters.describe()}. Follow-up questions use the conversation."))
+    clear.button("Clear chat", key="ask_clear", on_click=_clear_chat, disabled=not messages)
+    if not infos:
+        st.info("The library is empty: add reports in the Library tab first.")
+    chat = st.container()
+    with chat:
+        for i, msg in enumerate(messages):
+            with st.chat_message(msg["role"]):
+                if msg.get("error"):
+                    st.error(ui.md_escape(msg["error"]), icon="\u26a0\ufe0f")
+                elif msg.get("answer") is not None:
+                    _render_answer(msg["answer"], fp, settings, key=str(i))
+                else:
+                    st.markdown(ui.md_escape(msg["content"]))
+    question = st.chat_input("Ask a question about your reports", key="ask_input")
+    if not question:
+        return
+    history = ui.history_for(messages)
+    messages.append({"role": "user", "content": question})
+    with chat:
+        with st.chat_message("user"):
+            st.markdown(ui.md_escape(question))
+        with st.chat_message("assistant"):
+            try:
+                answer = _answer(pipe, question, history, filters)
+            except RagError as exc:
+                messages.append({"role": "assistant", "content": "", "error": str(exc)})
+                st.error(ui.md_escape(str(exc)), icon="\u26a0\ufe0f")
+                return
+            messages.append({"role": "assistant", "content": answer.answer, "answer": answer})
+            _render_answer(answer, fp, settings, key=str(len(messages) - 1))
+
+
+# --- Brief -----------------------------------------------------------------------------------------------------
+
+
+def _make_brief(pipe: Any, filters: Filters, words: int) -> dict:
+    bar, update = _progress_bar("Summarising\u2026")
+    brief = pipe.brief(filters, words=words, progress=update)
+    summary = pipe.summary(filters, progress=update)
+    bar.empty()
+    return {"brief": brief, "summary": summary, "scope": filters.describe()}
+
+
+def _brief_exports(result: dict) -> tuple[str, str]:
+    from rag.summarizing import summary_to_markdown
+
+    brief, summary = result["brief"], result["summary"]
+    md = brief.to_markdown() + "\n\n" + summary_to_markdown(summary)
+    data = json.dumps({"brief": brief.to_dict(), "summary": summary}, ensure_ascii=False, indent=2, default=str)
+    return md, data
+
+
+def brief_page(pipe: Any, fp: str, settings: Settings, infos: list) -> None:
+    st.subheader("Brief")
+    names = [i.source for i in infos]
+    left, right = st.columns([3, 1])
+    with left:
+        chosen = st.multiselect("Reports", names, key="brief_sources", format_func=_source_label(infos),
+                                placeholder="All reports")
+        date_from, date_to = _date_range(infos, "brief")
+    words = right.number_input("Word limit", min_value=30, max_value=600, value=int(settings.brief_words),
+                               step=10, key="brief_words")
+    if st.button("Generate brief", key="brief_go", type="primary", disabled=not infos):
+        filters = ui.make_filters(chosen, date_from, date_to)
+        result = _guard(lambda: _make_brief(pipe, filters, int(words)))
+        if result is not None:
+            st.session_state["brief_result"] = result
+    result = st.session_state.get("brief_result")
+    if not result:
+        st.caption("Choose reports (or none for all), optionally a date range, and a word limit, then generate.")
+        return
+    brief, summary = result["brief"], result["summary"]
+    st.markdown(f"#### {ui.md_escape(summary.get('title') or 'Brief')}")
+    st.caption(ui.md_escape(f"Covers {result['scope']} \u00b7 {brief.mode} mode"))
+    for notice in dict.fromkeys(n for n in (brief.notice, summary.get("notice")) if n):
+        st.caption(ui.md_escape(f"\u2139 {notice}"))
+    st.markdown(ui.sentences_markdown(brief.sentences, brief.text))
+    _flagged(brief.sentences)
+    dropped = getattr(brief, "dropped", None) or []
+    if dropped:
+        st.caption("Left out of the brief because the reports do not support them: " + "; ".join(
+            f"\u201c{ui.md_escape(s.text)}\u201d ({ui.md_escape('; '.join(s.problems))})" for s in dropped))
+    _citations(fp, settings, brief.citations, key="brief")
+    st.markdown("#### Structured summary")
+    quotes = st.toggle("Show the quoted passages", key="brief_quotes")
+    bottom = (summary.get("bottom_line") or {}).get("text")
+    if bottom:
+        st.markdown(f"**Bottom line:** {ui.md_escape(bottom)}")
+    sections = ui.summary_sections(summary, quotes=quotes)
+    cols = st.columns(2)
+    for n, (heading, body) in enumerate(sections):
+        with cols[n % 2]:
+            st.markdown(f"**{heading}**\n\n{body}")
+    note = ui.unfilled_note(summary)
+    if note:
+        st.caption(note)
+    exports = _guard(lambda: _brief_exports(result))
+    if exports:
+        md, data = exports
+        a, b, _ = st.columns([1, 1, 3])
+        a.download_button("Download Markdown", md, file_name="brief.md", mime="text/markdown", key="brief_dl_md",
+                          on_click="ignore")
+        b.download_button("Download JSON", data, file_name="brief.json", mime="application/json",
+                          key="brief_dl_json", on_click="ignore")
+
+
+# --- Library ---------------------------------------------------------------------------------------------------
+
+
+def _upload_dir() -> Path:
+    """A temp folder of this session for uploaded files (they are removed once ingested)."""
+    if "upload_dir" not in st.session_state:
+        st.session_state["upload_dir"] = tempfile.mkdtemp(prefix="dossier-upload-")
+    return Path(st.session_state["upload_dir"])
+
+
+def _flash(level: str, text: str) -> None:
+    st.session_state.setdefault("library_msgs", []).append((level, text))
+
+
+def _library_action(action: Callable[[], None]) -> None:
+    """Run a library change, keep its messages (or its error) for after the rerun, refresh the views."""
+    try:
+        action()
+    except RagError as exc:
+        _flash("error", str(exc))
+    except Exception as exc:  # noqa: BLE001 - a bug must not show the user a traceback
+        log.exception("unexpected error in the library")
+        _flash("error", f"Something went wrong ({type(exc).__name__}: {exc}). This is a bug in Dossier.")
+    _library_changed()
+    st.rerun()
+
+
+def _do_ingest(pipe: Any, fp: str, files: list) -> None:
+    bar, update = _progress_bar("Reading and indexing\u2026")
+    with _write_lock(fp):
+        report = ui.ingest_uploads(pipe, [(f.name, f.getvalue()) for f in files], _upload_dir(), progress=update)
+    bar.empty()
+    for level, line in ui.ingest_summary(report):
+        _flash(level, line)
+    st.session_state["uploader_n"] = st.session_state.get("uploader_n", 0) + 1  # empties the uploader
+
+
+def _do_forget(pipe: Any, fp: str, source: str) -> None:
+    with _write_lock(fp):
+        removed = pipe.forget(source)
+    _flash("success" if removed else "error", f"Forgot {source}." if removed else f"No stored report is named {source}.")
+
+
+def _do_reindex(pipe: Any, fp: str) -> None:
+    bar, update = _progress_bar("Re-embedding\u2026")
+    with _write_lock(fp):
+        report = pipe.reindex(progress=update)
+    bar.empty()
+    _flash("success", f"Re-indexed {len(report.added) + len(report.updated)} report(s), {report.chunks} chunks.")
+    for e in report.rejected:
+        _flash("error", f"{e.get('path')}: {e.get('reason')}")
+
+
+def library_page(pipe: Any, fp: str, settings: Settings, infos: list, first: dict | None) -> None:
+    st.subheader("Add reports")
+    limit = settings.max_file_mb
+    files = st.file_uploader(
+        f"Reports: txt, md, html, pdf or docx, up to {limit:g} MB each", type=ui.UPLOAD_TYPES,
+        accept_multiple_files=True, key=f"uploader_{st.session_state.get('uploader_n', 0)}",
+        max_upload_size=max(1, math.ceil(limit)),
+    )
+    if st.button("Add to the library", key="ingest_go", type="primary", disabled=not files):
+        _library_action(lambda: _do_ingest(pipe, fp, files))
+    for level, text in st.session_state.pop("library_msgs", []):
+        getattr(st, level)(ui.md_escape(text))
+    if first and (first.get("added") or first.get("rejected")):
+        st.caption(f"First start: the sample report(s) in data/ were indexed ({len(first.get('added', []))} added).")
+
+    st.subheader("Reports")
+    if not infos:
+        st.info("No reports yet. Add some above.")
+    else:
+        st.dataframe(ui.sources_table(infos), hide_index=True, key="library_table",
+                     column_config={"Chunks": st.column_config.NumberColumn(format="%d")})
+    left, mid, right = st.columns([3, 1, 1], vertical_alignment="bottom")
+    with left:
+        victim = st.selectbox("Forget a report", [i.source for i in infos], index=None, key="forget_source",
+                              format_func=_source_label(infos), placeholder="Choose a report")
+    if mid.button("Forget", key="forget_go", disabled=victim is None):
+        _library_action(lambda: _do_forget(pipe, fp, victim))
+    if right.button("Re-index all", key="reindex_go", disabled=not infos,
+                    help="Re-chunk and re-embed every stored report with the configured embedder."):
+        _library_action(lambda: _do_reindex(pipe, fp))
+    if st.button("Refresh", key="library_refresh", type="tertiary",
+                 help="Re-read the store (e.g. after `rag ingest` in a terminal)."):
+        _library_changed()
+        st.rerun()
+
+
+# --- Evaluate -------------------------------------------------------------------------------------------------
+
+
+def _harness() -> Any:
+    try:
+        from rag.evaluation import cli as harness
+    except ImportError:
+        return None
+    return harness if hasattr(harness, "run_fast") and hasattr(harness, "latest_report") else None
+
+
+def _eval_dir(settings: Settings) -> Path:
+    """Where the page's evaluation runs go: next to the store folder."""
+    return Path(settings.store).parent / "eval-runs"
+
+
+def evaluate_page(settings: Settings) -> None:
+    st.subheader("Evaluate")
+    harness = _harness()
+    if harness is None:
+        st.warning("The evaluation harness is not installed (rag.evaluation.cli). Use `rag eval` once it is.")
+        return
+    out_dir = _eval_dir(settings)
+    st.caption("The fast suite indexes its own corpora into separate evaluation stores next to yours; "
+               "your library is not touched.")
+    if st.button("Run the fast evaluation", key="eval_go", type="primary"):
+        def run() -> dict:
+            bar, update = _progress_bar("Evaluating\u2026")
+            result = harness.run_fast(settings, out_dir, progress=lambda *a: update(*ui.progress_args(*a)))
+            bar.empty()
+            return result
+
+        result = _guard(run)
+        if result is not None:
+            st.session_state["eval_result"] = result
+    if "eval_result" not in st.session_state:
+        st.session_state["eval_result"] = _guard(lambda: harness.latest_report(out_dir))
+    scored = st.session_state.get("eval_result")
+    if not scored:
+        st.info("No evaluation run yet: run the fast evaluation above.")
+        return
+    render_scores(scored, out_dir)
+
+
+def render_scores(scored: dict, out_dir: Path) -> None:
+    """Headline metrics with baselines and anchors, plots and the per-question table."""
+    run = scored.get("run") or {}
+    st.caption(ui.md_escape(f"Run {run.get('id', '?')} \u00b7 {run.get('created', '')} \u00b7 "
+                            f"dataset {run.get('dataset', '?')}"))
+    rows = ui.headline_metrics(scored)
+    for start in range(0, len(rows), 4):
+        for col, row in zip(st.columns(4), rows[start:start + 4]):
+            delta = None if row["delta"] is None else f"{row['delta']:+.3f} vs {row['baseline']}"
+            col.metric(row["name"], ui.fmt_num(row["value"]), delta=delta, help=row["help"])
+    baselines, anchors = ui.baseline_rows(scored), ui.anchor_rows(scored)
+    if baselines or anchors:
+        a, b = st.columns(2)
+        if baselines:
+            a.markdown("**Baselines**")
+            a.dataframe(baselines, hide_index=True, key="eval_baselines")
+        if anchors:
+            b.markdown("**Anchors** (published numbers we reproduce)")
+            b.dataframe(anchors, hide_index=True, key="eval_anchors")
+    charts = st.columns(3)
+    if scored.get("by_k"):
+        with charts[0]:
+            st.markdown("**By k**")
+            st.line_chart(ui.by_k_columns(scored["by_k"]), x="k")
+    if scored.get("by_type"):
+        with charts[1]:
+            st.markdown("**By question type**")
+            st.bar_chart(ui.by_type_columns(scored["by_type"]), x="type", stack=False)
+    if scored.get("latency"):
+        with charts[2]:
+            lat = scored["latency"]
+            st.markdown(f"**Latency** (p50 {ui.fmt_num(ui.percentile(lat, 50), 2)} s, "
+                        f"p95 {ui.fmt_num(ui.percentile(lat, 95), 2)} s)")
+            st.bar_chart(ui.latency_columns(lat), x="seconds", y="questions")
+    questions = scored.get("questions") or []
+    if questions:
+        st.markdown(f"**Questions** ({len(questions)})")
+        st.dataframe(ui.question_rows(questions), hide_index=True, key="eval_questions")
+    files = [(name, mime) for name, mime in (("report.html", "text/html"), ("report.md", "text/markdown"),
+                                             ("scores.json", "application/json")) if (out_dir / name).is_file()]
+    for col, (name, mime) in zip(st.columns(max(len(files), 1) + 2), files):
+        col.download_button(f"Download {name}", (out_dir / name).read_bytes(), file_name=name, mime=mime,
+                            key=f"eval_dl_{name}", on_click="ignore")
+
+
+# --- the page --------------------------------------------------------------------------------------------------
+
+
+def _open_pipeline(settings: Settings, fp: str) -> Any:
+    """The cached pipeline, or a message the user can act on (and a way out of an embedder mismatch)."""
+    try:
+        return _pipeline(fp, settings)
+    except EmbedderMismatchError as exc:
+        st.error(ui.md_escape(str(exc)), icon="\u26a0\ufe0f")
+        if st.button("Rebuild the store for the configured embedder", key="mismatch_reindex", type="primary"):
+            from rag.pipeline import build_pipeline
+
+            if _guard(lambda: build_pipeline(settings, reindex=True).reindex()) is not None:
+                st.cache_resource.clear()
+                st.cache_data.clear()
+                st.rerun()
+    except RagError as exc:
+        st.error(ui.md_escape(str(exc)), icon="\u26a0\ufe0f")
+    except Exception as exc:  # noqa: BLE001 - a broken install must not show the user a traceback
+        log.exception("cannot build the pipeline")
+        st.error(ui.md_escape(f"Dossier could not start ({type(exc).__name__}: {exc}). Check the installation "
+                              "(bash scripts/setup); the details are in the server log."), icon="\u26a0\ufe0f")
+    st.stop()
+
+
+def main() -> None:
+    st.set_page_config(page_title="Dossier", page_icon="\U0001f5c2\ufe0f", layout="wide")
+    try:
+        settings = Settings.from_env()
+    except RagError as exc:
+        st.error(ui.md_escape(str(exc)), icon="\u26a0\ufe0f")
+        st.stop()
+    fp = settings.fingerprint()
+    pipe = _open_pipeline(settings, fp)
+    first = _guard(lambda: _first_start(fp, pipe))
+    infos = _guard(lambda: _sources(fp, settings)) or []
+    status = _guard(lambda: _status(fp, settings)) or {}
+    filters = sidebar(status, infos)
+    tabs = st.tabs(PAGES, key="page", on_change="rerun")  # only the open tab runs
+    with tabs[0]:
+        if tabs[0].open:
+            ask_page(pipe, fp, settings, filters, infos)
+    with tabs[1]:
+        if tabs[1].open:
+            brief_page(pipe, fp, settings, infos)
+    with tabs[2]:
+        if tabs[2].open:
+            library_page(pipe, fp, settings, infos, first)
+    with tabs[3]:
+        if tabs[3].open:
+            evaluate_page(settings)
+
+
+main()

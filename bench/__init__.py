@@ -1,0 +1,1 @@
+"""Performance benchmarks of Dossier (``python -m bench.run``; see BENCHMARKS.md)."""

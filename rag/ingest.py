@@ -1,0 +1,151 @@
+"""Ingest: loaded reports are chunked, embedded in batches and committed to the store.
+
+Idempotent by construction: a report whose content id is already committed under
+its source is left alone; an edited report replaces its old chunks; identical
+content under a second name is not stored twice. Chunks of several small reports
+are embedded together so the embedder sees full batches.
+"""
+
+from __future__ import annotations
+
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from rag.errors import RagError
+from rag.store import Store
+from rag.types import Chunk, Document
+
+Progress = Callable[[int, int, str], None]
+_GROUP_CHUNKS = 256  # chunks embedded per group: big enough for full batches, small enough to commit often
+
+
+@dataclass
+class IngestReport:
+    """What an ingest did, file by file."""
+
+    added: list[dict[str, Any]] = field(default_factory=list)
+    updated: list[dict[str, Any]] = field(default_factory=list)
+    unchanged: list[dict[str, Any]] = field(default_factory=list)
+    rejected: list[dict[str, Any]] = field(default_factory=list)
+    repaired: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.rejected
+
+    @property
+    def chunks(self) -> int:
+        return sum(item.get("chunks", 0) for item in self.added + self.updated)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "added": self.added, "updated": self.updated, "unchanged": self.unchanged,
+            "rejected": self.rejected, "repaired": self.repaired,
+        }
+
+
+def ingest_documents(
+    docs: list[Document],
+    *,
+    store: Store,
+    embedder: Any,
+    chunker: Any,
+    paths: dict[str, str] | None = None,
+    force: bool = False,
+    progress: Progress | None = None,
+    report: IngestReport | None = None,
+) -> IngestReport:
+    """Store ``docs``; ``paths`` maps a source to the file it came from (for messages)."""
+    report = report or IngestReport()
+    report.repaired.extend(store.repair())
+    committed = store.committed()
+    by_content = {info.doc_id: s for s, info in committed.items()}
+    paths = paths or {}
+    todo: list[tuple[Document, str]] = []
+    for doc in docs:
+        path = paths.get(doc.source, doc.source)
+        old = committed.get(doc.source)
+        if not force and old is not None and old.doc_id == doc.doc_id:
+            report.unchanged.append({"path": path, "source": doc.source})
+            continue
+        twin = by_content.get(doc.doc_id)
+        if not force and twin is not None and twin != doc.source:
+            report.unchanged.append({"path": path, "source": doc.source, "duplicate_of": twin})
+            continue
+        by_content[doc.doc_id] = doc.source
+        todo.append((doc, "updated" if old is not None else "added"))
+    _write_groups(todo, store, embedder, chunker, paths, report, progress)
+    return report
+
+
+def _write_groups(todo, store, embedder, chunker, paths, report: IngestReport, progress: Progress | None) -> None:
+    """Chunk, embed and commit reports in groups, embedding one group while the previous one is written.
+
+    The embedder (onnxruntime releases the GIL) runs in one worker thread; chunking the next group and
+    writing the previous one to Chroma happen meanwhile in this thread, so an ingest takes about as
+    long as embedding alone. At most two groups are in memory.
+    """
+    total, done = len(todo), 0
+    group: list[tuple[Document, list[Chunk], str]] = []
+    inflight: tuple[list, Future] | None = None
+
+    def finish(item: tuple[list, Future]) -> None:
+        nonlocal done
+        _write_group(item[0], item[1], store, paths, report)
+        done += len(item[0])
+        if progress:
+            progress(done, total, item[0][-1][0].source)
+
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="dossier-embed") as pool:
+        for i, (doc, kind) in enumerate(todo):
+            chunks = chunker.split(doc)
+            if chunks:
+                group.append((doc, chunks, kind))
+            else:
+                report.rejected.append({"path": paths.get(doc.source, doc.source),
+                                        "reason": "no text to index after loading"})
+                done += 1
+            if group and (sum(len(c) for _, c, _ in group) >= _GROUP_CHUNKS or i == total - 1):
+                future = pool.submit(embedder.embed, [c.text for _, chunks_, _ in group for c in chunks_])
+                if inflight is not None:
+                    finish(inflight)
+                inflight, group = (group, future), []
+        if inflight is not None:
+            finish(inflight)
+
+
+def _write_group(group, future: Future, store: Store, paths, report: IngestReport) -> None:
+    try:
+        vectors = np.asarray(future.result())
+    except RagError as exc:
+        for doc, _, _ in group:
+            report.rejected.append({"path": paths.get(doc.source, doc.source), "reason": f"embedding failed: {exc}"})
+        return
+    items, offset = [], 0
+    for doc, chunks, _ in group:
+        items.append((doc, chunks, vectors[offset : offset + len(chunks)]))
+        offset += len(chunks)
+    store.write(items)
+    for doc, chunks, kind in group:
+        entry = {"path": paths.get(doc.source, doc.source), "source": doc.source, "title": doc.title,
+                 "date": doc.date, "chunks": len(chunks)}
+        (report.added if kind == "added" else report.updated).append(entry)
+
+
+def ingest_paths(
+    paths: list[Path], *, store: Store, embedder: Any, chunker: Any, max_bytes: int, progress: Progress | None = None
+) -> IngestReport:
+    """Load files and folders, then ingest every good one; bad ones are listed with reasons."""
+    from rag.loading import load_paths
+
+    loaded = load_paths([Path(p) for p in paths], max_bytes=max_bytes)
+    report = IngestReport(rejected=[{"path": r.path, "reason": r.reason} for r in loaded.rejected])
+    origin = getattr(loaded, "origins", None) or {}
+    return ingest_documents(
+        loaded.documents, store=store, embedder=embedder, chunker=chunker, paths=origin,
+        progress=progress, report=report,
+    )

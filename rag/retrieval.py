@@ -1,0 +1,234 @@
+"""Hybrid retrieval: dense (Chroma) and BM25 rankings fused by weighted RRF.
+
+The retriever keeps a snapshot of the committed chunks (and their BM25 index)
+for the current store generation; it is rebuilt only when a report is added,
+replaced or forgotten, so a query never re-reads the store. An embedded store
+keeps a copy of its last snapshot on disk, so a new process loads it instead
+of rebuilding it. Near-identical
+passages (the same paragraph quoted twice, a syndicated press release) take
+one slot of the top-k, not two.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from rag.config import Settings
+from rag.lexical import LexicalIndex
+from rag.store import Store, date_ord
+from rag.text import containment, shingles
+from rag.types import Chunk, Hit
+
+METHODS = ("hybrid", "dense", "bm25")
+
+
+@dataclass(frozen=True)
+class Filters:
+    """Restrict retrieval to some sources and/or a publication date range (inclusive)."""
+
+    sources: tuple[str, ...] | None = None
+    date_from: str | None = None
+    date_to: str | None = None
+
+    @property
+    def active(self) -> bool:
+        return bool(self.sources) or bool(self.date_from) or bool(self.date_to)
+
+    def where(self) -> dict | None:
+        """The same filter as a Chroma ``where`` clause."""
+        clauses: list[dict] = []
+        if self.sources:
+            clauses.append({"source": {"$in": list(self.sources)}})
+        lo, hi = date_ord(self.date_from), date_ord(self.date_to)
+        if lo is not None:
+            clauses.append({"date_ord": {"$gte": lo}})
+        if hi is not None:
+            clauses.append({"date_ord": {"$lte": hi}})
+        if not clauses:
+            return None
+        return clauses[0] if len(clauses) == 1 else {"$and": clauses}
+
+    def matches(self, chunk: Chunk) -> bool:
+        if self.sources and chunk.source not in self.sources:
+            return False
+        if self.date_from or self.date_to:
+            d = date_ord(chunk.date)
+            if d is None:
+                return False
+            lo, hi = date_ord(self.date_from), date_ord(self.date_to)
+            if (lo is not None and d < lo) or (hi is not None and d > hi):
+                return False
+        return True
+
+    def describe(self) -> str:
+        parts = []
+        if self.sources:
+            parts.append("reports " + ", ".join(self.sources))
+        if self.date_from or self.date_to:
+            parts.append(f"dated {self.date_from or '…'} to {self.date_to or '…'}")
+        return "; ".join(parts) if parts else "all reports"
+
+
+@dataclass
+class Snapshot:
+    """The committed chunks of one store generation, with their BM25 index."""
+
+    generation: int
+    chunks: dict[str, Chunk]
+    lexical: LexicalIndex
+    sources: int
+    _shingles: dict[str, set] = field(default_factory=dict)
+
+    def shingles(self, chunk_id: str) -> set:
+        if chunk_id not in self._shingles:
+            self._shingles[chunk_id] = shingles(self.chunks[chunk_id].text)
+        return self._shingles[chunk_id]
+
+
+class SnapshotCache:
+    """The last snapshot of an embedded store, saved in its folder so a new process need not rebuild it.
+
+    Reading every chunk back from Chroma and tokenising it for BM25 takes most of a minute at 100k
+    chunks; loading the saved copy takes a second or two. The copy is keyed by the store generation
+    and both collections' ids (new ids when a collection is recreated), so a stale copy is never
+    used; any problem reading it means "rebuild", never an error. Server mode keeps no copy: the
+    client must not write next to a store it does not own.
+    """
+
+    FORMAT = 1
+
+    def __init__(self, root: Path, ident: str) -> None:
+        self.root = root
+        self.ident = ident
+
+    @classmethod
+    def for_store(cls, store: Store, settings: Settings) -> "SnapshotCache | None":
+        ids = [getattr(getattr(store, name, None), "id", None) for name in ("chunks", "docs")]
+        if settings.server_mode or None in ids:
+            return None
+        return cls(Path(settings.store) / "dossier-snapshot" / settings.collection, f"{ids[0]}-{ids[1]}")
+
+    def _folder(self, gen: int) -> Path:
+        return self.root / f"v{self.FORMAT}-g{gen}-{self.ident}"
+
+    def load(self, gen: int) -> Snapshot | None:
+        folder = self._folder(gen)
+        try:
+            meta = json.loads((folder / "meta.json").read_text(encoding="utf-8"))
+            rows = json.loads((folder / "chunks.json").read_text(encoding="utf-8"))
+            chunks = {r[0]: Chunk(*r) for r in rows}
+            lexical = LexicalIndex.load(folder / "lexical")
+            if len(lexical) != len(chunks) or meta.get("chunks") != len(chunks):
+                return None
+            return Snapshot(gen, chunks, lexical, int(meta["sources"]))
+        except Exception:  # missing, partial or foreign: rebuild instead
+            return None
+
+    def save(self, snap: Snapshot) -> None:
+        if not snap.chunks:
+            return
+        tmp = self.root / f"tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+        try:
+            (tmp / "lexical").mkdir(parents=True)
+            rows = [[c.chunk_id, c.doc_id, c.source, c.index, c.start, c.end, c.text, c.title, c.date]
+                    for c in snap.chunks.values()]
+            (tmp / "chunks.json").write_text(json.dumps(rows, ensure_ascii=False), encoding="utf-8")
+            snap.lexical.save(tmp / "lexical")
+            meta = {"chunks": len(rows), "sources": snap.sources, "generation": snap.generation}
+            (tmp / "meta.json").write_text(json.dumps(meta), encoding="utf-8")
+            tmp.rename(self._folder(snap.generation))  # whole folder appears at once
+        except OSError:
+            pass  # read-only folder, a full disk, or another process saved it first: no copy is fine
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+        for old in self.root.iterdir() if self.root.is_dir() else []:
+            if old.name != self._folder(snap.generation).name and not old.name.startswith("tmp-"):
+                shutil.rmtree(old, ignore_errors=True)
+
+
+class Retriever:
+    """Answers ``search`` over a store with one embedder."""
+
+    def __init__(self, store: Store, embedder, settings: Settings) -> None:
+        self.store = store
+        self.embedder = embedder
+        self.settings = settings
+        self._snap: Snapshot | None = None
+
+    def snapshot(self) -> Snapshot:
+        """The current snapshot, rebuilt (or read from the on-disk copy) when the store generation moved."""
+        gen = self.store.generation()
+        if self._snap is None or self._snap.generation != gen:
+            cache = SnapshotCache.for_store(self.store, self.settings)
+            snap = cache.load(gen) if cache else None
+            if snap is None:
+                snap = self._build(gen)
+                if cache:
+                    cache.save(snap)
+            self._snap = snap
+        return self._snap
+
+    def _build(self, gen: int) -> Snapshot:
+        committed = {s: i.doc_id for s, i in self.store.committed().items()}
+        chunks = [c for c in self.store.iter_chunks() if committed.get(c.source) == c.doc_id]
+        chunks.sort(key=lambda c: (c.source, c.index))
+        return Snapshot(gen, {c.chunk_id: c for c in chunks}, LexicalIndex(chunks), len(committed))
+
+    def search(
+        self, query: str, *, top_k: int | None = None, filters: Filters | None = None, method: str = "hybrid"
+    ) -> list[Hit]:
+        """The top-k passages for ``query``, best first, near-duplicates removed."""
+        if method not in METHODS:
+            raise ValueError(f"method must be one of {METHODS}")
+        top_k = top_k or self.settings.top_k
+        filters = filters or Filters()
+        snap = self.snapshot()
+        if not snap.chunks or not query.strip():
+            return []
+        n = max(self.settings.candidates, top_k * 3)
+        dense = self._dense(query, n, filters, snap) if method != "bm25" else []
+        lexical = self._lexical(query, n, filters, snap) if method != "dense" else []
+        fused = self._fuse(dense, lexical, snap)
+        return self._dedupe(fused, top_k, snap)
+
+    def _dense(self, query: str, n: int, filters: Filters, snap: Snapshot) -> list[tuple[str, float]]:
+        vec = self.embedder.embed_query(query)
+        # Ask for extra rows: uncommitted leftovers of an interrupted ingest are dropped below.
+        rows = self.store.query(vec, n + 10, where=filters.where())
+        return [(cid, s) for cid, s in rows if cid in snap.chunks][:n]
+
+    def _lexical(self, query: str, n: int, filters: Filters, snap: Snapshot) -> list[tuple[str, float]]:
+        mask = None
+        if filters.active:
+            mask = np.fromiter((filters.matches(snap.chunks[cid]) for cid in snap.lexical.ids), dtype=bool)
+        return snap.lexical.search(query, n, mask)
+
+    def _fuse(self, dense: list, lexical: list, snap: Snapshot) -> list[Hit]:
+        k, wd, wl = self.settings.rrf_k, self.settings.dense_weight, self.settings.lexical_weight
+        hits: dict[str, Hit] = {}
+        for rank, (cid, sim) in enumerate(dense, 1):
+            hits[cid] = Hit(snap.chunks[cid], wd / (k + rank), dense_rank=rank, dense_score=round(sim, 4))
+        for rank, (cid, score) in enumerate(lexical, 1):
+            hit = hits.setdefault(cid, Hit(snap.chunks[cid], 0.0))
+            hit.score += wl / (k + rank)
+            hit.lexical_rank, hit.lexical_score = rank, round(score, 4)
+        return sorted(hits.values(), key=lambda h: (-h.score, h.chunk.source, h.chunk.index))
+
+    def _dedupe(self, ranked: list[Hit], top_k: int, snap: Snapshot) -> list[Hit]:
+        kept: list[Hit] = []
+        for hit in ranked:
+            sh = snap.shingles(hit.chunk.chunk_id)
+            if any(containment(sh, snap.shingles(k.chunk.chunk_id)) >= self.settings.dedupe_threshold for k in kept):
+                continue
+            hit.score = round(hit.score, 6)
+            kept.append(hit)
+            if len(kept) == top_k:
+                break
+        return kept

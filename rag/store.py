@@ -1,0 +1,356 @@
+"""The Chroma store: chunks with our own vectors, and one record per report.
+
+Two collections: ``<prefix>_chunks`` (cosine HNSW, one row per chunk, our vectors
+always passed in so Chroma never falls back to its downloading embedder) and
+``<prefix>_docs`` (one row per report holding its full stored text, plus a
+``__meta__`` row with the store generation and the embedder that built it).
+
+Writes follow a small commit protocol so that an interrupted ingest never shows
+a partial report and a rerun completes it:
+
+1. a ``pending:`` record names the source and the new content id;
+2. the new chunks are upserted (ids derive from content, so reruns overwrite);
+3. the report record is upserted: this is the commit point;
+4. chunks of older versions are deleted, then the pending record.
+
+Readers only trust chunks whose ``doc_id`` equals the committed ``doc_id`` of
+their source, so orphans of an interrupted write are invisible until
+``repair()`` (run at the start of every ingest) deletes them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from dataclasses import dataclass
+from typing import Any, Iterable, Iterator
+
+import numpy as np
+
+from rag.errors import EmbedderMismatchError, StoreError
+from rag.types import Chunk, Document
+
+_META_ID = "__meta__"
+_PENDING = "pending:"
+_ONE = [1.0]  # the docs collection is looked up by id only; Chroma still wants a vector
+
+
+@dataclass
+class SourceInfo:
+    """A stored report as listed by ``rag sources``."""
+
+    source: str
+    title: str
+    date: str | None
+    date_note: str
+    doc_id: str
+    chunks: int
+    chars: int
+    format: str
+    ingested_at: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+def source_key(source: str) -> str:
+    """Record id of a source name (names may hold any characters)."""
+    return "src:" + hashlib.sha1(source.encode("utf-8")).hexdigest()[:20]
+
+
+def date_ord(date: str | None) -> int | None:
+    """YYYY-MM-DD (or YYYY-MM, YYYY) as an int YYYYMMDD for range filters."""
+    if not date:
+        return None
+    parts = (date.split("-") + ["01", "01"])[:3]
+    try:
+        return int(parts[0]) * 10000 + int(parts[1] or 1) * 100 + int(parts[2] or 1)
+    except ValueError:
+        return None
+
+
+class Store:
+    """Reports and chunks in Chroma, built for one embedder."""
+
+    def __init__(self, client: Any, *, prefix: str, embedder_name: str, dim: int, location: str) -> None:
+        self.client = client
+        self.location = location
+        self.embedder_name = embedder_name
+        self.dim = dim
+        self._chunks_name = f"{prefix}_chunks"
+        self._docs_name = f"{prefix}_docs"
+        try:
+            self.chunks = client.get_or_create_collection(
+                self._chunks_name,
+                embedding_function=None,
+                metadata={"embedder": embedder_name, "dim": dim},
+                configuration={"hnsw": {"space": "cosine"}},
+            )
+            self.docs = client.get_or_create_collection(self._docs_name, embedding_function=None)
+        except Exception as exc:  # chromadb raises many types; all mean "cannot open"
+            raise StoreError(f"Cannot open the Chroma store at {location}: {exc}") from exc
+        self._check_embedder()
+
+    # --- identity ---------------------------------------------------------------
+
+    def _check_embedder(self) -> None:
+        meta = self.chunks.metadata or {}
+        built_with, built_dim = meta.get("embedder"), meta.get("dim")
+        if built_with and (built_with != self.embedder_name or int(built_dim or 0) != self.dim):
+            raise EmbedderMismatchError(
+                f"The store at {self.location} was built with embedder {built_with} (dimension {built_dim}), "
+                f"but the configured embedder is {self.embedder_name} (dimension {self.dim}).",
+                hint=(
+                    f"Either set RAG_EMBEDDER={built_with} to use it as it is, or rebuild it for the new "
+                    f"embedder with `rag reindex` (re-embeds every stored report; the original files are not needed)."
+                ),
+            )
+
+    def generation(self) -> int:
+        """A number that changes whenever any report is added, replaced or forgotten."""
+        got = self._call(self.docs.get, ids=[_META_ID], include=["metadatas"])
+        metas = got.get("metadatas") or []
+        return int(metas[0].get("generation", 0)) if metas else 0
+
+    def _bump(self) -> None:
+        gen = self.generation() + 1
+        self._call(
+            self.docs.upsert,
+            ids=[_META_ID],
+            embeddings=[_ONE],
+            metadatas=[{"generation": gen, "embedder": self.embedder_name, "dim": self.dim}],
+            documents=[""],
+        )
+
+    # --- reading ------------------------------------------------------------------
+
+    def committed(self) -> dict[str, SourceInfo]:
+        """Every committed report by source name."""
+        out: dict[str, SourceInfo] = {}
+        for rid, meta in self._iter_docs(include=["metadatas"]):
+            if rid == _META_ID or rid.startswith(_PENDING):
+                continue
+            info = _info(meta)
+            out[info.source] = info
+        return out
+
+    def document(self, source: str) -> Document | None:
+        """The stored report (full normalised text), or None."""
+        got = self._call(self.docs.get, ids=[source_key(source)], include=["metadatas", "documents"])
+        if not got["ids"]:
+            return None
+        meta, text = got["metadatas"][0], got["documents"][0]
+        return Document(
+            source=meta["source"], title=meta.get("title", ""), text=text, date=meta.get("date") or None,
+            date_note=meta.get("date_note", ""), format=meta.get("format", ""), doc_id=meta["doc_id"],
+        )
+
+    def documents(self, sources: Iterable[str] | None = None) -> list[Document]:
+        """Several stored reports (all when ``sources`` is None), in source order."""
+        names = sorted(self.committed()) if sources is None else list(sources)
+        docs = [self.document(s) for s in names]
+        return [d for d in docs if d is not None]
+
+    def query(self, vector: np.ndarray, n: int, where: dict | None = None) -> list[tuple[str, float]]:
+        """Nearest chunk ids with cosine similarity, best first."""
+        total = self.count_chunks()
+        if total == 0:
+            return []
+        res = self._call(
+            self.chunks.query,
+            query_embeddings=[np.asarray(vector, dtype=np.float32).tolist()],
+            n_results=min(n, total),
+            where=where,
+            include=["distances"],
+        )
+        return [(cid, 1.0 - float(d)) for cid, d in zip(res["ids"][0], res["distances"][0])]
+
+    def get_chunks(self, ids: list[str]) -> dict[str, Chunk]:
+        """Chunks by id (missing ids are left out)."""
+        if not ids:
+            return {}
+        got = self._call(self.chunks.get, ids=ids, include=["documents", "metadatas"])
+        return {cid: _chunk(cid, doc, meta) for cid, doc, meta in zip(got["ids"], got["documents"], got["metadatas"])}
+
+    def iter_chunks(self, batch: int = 5000) -> Iterator[Chunk]:
+        """Every stored chunk (committed or not), in pages."""
+        offset = 0
+        while True:
+            got = self._call(self.chunks.get, include=["documents", "metadatas"], limit=batch, offset=offset)
+            if not got["ids"]:
+                return
+            for cid, doc, meta in zip(got["ids"], got["documents"], got["metadatas"]):
+                yield _chunk(cid, doc, meta)
+            offset += len(got["ids"])
+
+    def count_chunks(self) -> int:
+        """Rows in the chunk collection."""
+        return int(self._call(self.chunks.count))
+
+    # --- writing ------------------------------------------------------------------
+
+    def begin(self, doc: Document) -> None:
+        """Step 1: note that ``doc`` is being written, so a crash can be repaired."""
+        self._call(
+            self.docs.upsert, ids=[_PENDING + source_key(doc.source)], embeddings=[_ONE], documents=[""],
+            metadatas=[{"source": doc.source, "doc_id": doc.doc_id, "started": time.time()}],
+        )
+
+    def add_chunks(self, chunks: list[Chunk], vectors: np.ndarray) -> None:
+        """Step 2: upsert chunks with their vectors, in batches Chroma accepts."""
+        step = max(1, min(5000, _max_batch(self.client)))
+        for i in range(0, len(chunks), step):
+            part = chunks[i : i + step]
+            self._call(
+                self.chunks.upsert,
+                ids=[c.chunk_id for c in part],
+                embeddings=np.asarray(vectors[i : i + step], dtype=np.float32),
+                documents=[c.text for c in part],
+                metadatas=[_chunk_meta(c) for c in part],
+            )
+
+    def commit(self, doc: Document, n_chunks: int) -> None:
+        """Step 3 and 4: record the report, drop older versions' chunks, clear the pending note."""
+        self._call(self.docs.upsert, ids=[source_key(doc.source)], embeddings=[_ONE], documents=[doc.text],
+                   metadatas=[_doc_meta(doc, n_chunks)])
+        self._call(self.chunks.delete, where={"$and": [{"source": doc.source}, {"doc_id": {"$ne": doc.doc_id}}]})
+        self._call(self.docs.delete, ids=[_PENDING + source_key(doc.source)])
+        self._bump()
+
+    def write(self, items: list[tuple[Document, list[Chunk], np.ndarray]]) -> None:
+        """Steps 1 to 4 for several reports at once, in about seven Chroma calls in all.
+
+        The same protocol as ``begin``/``add_chunks``/``commit`` per report, batched: every Chroma
+        write costs tens of milliseconds whatever its size, so seven calls per report made the
+        store, not the embedder, the bottleneck of an ingest of many small reports.
+        """
+        if not items:
+            return
+        now = time.time()
+        pending = [_PENDING + source_key(doc.source) for doc, _, _ in items]
+        self._upsert_docs(pending, [""] * len(items), [
+            {"source": doc.source, "doc_id": doc.doc_id, "started": now} for doc, _, _ in items
+        ])
+        chunks = [c for _, cs, _ in items for c in cs]
+        vectors = [np.asarray(v, dtype=np.float32).reshape(len(cs), -1) for _, cs, v in items if len(cs)]
+        if chunks:
+            self.add_chunks(chunks, np.concatenate(vectors))
+        self._upsert_docs([source_key(doc.source) for doc, _, _ in items], [doc.text for doc, _, _ in items],
+                          [_doc_meta(doc, len(cs)) for doc, cs, _ in items])
+        self._delete_stale({doc.source: doc.doc_id for doc, _, _ in items})
+        self._call(self.docs.delete, ids=pending)
+        self._bump()
+
+    def _upsert_docs(self, ids: list[str], texts: list[str], metas: list[dict]) -> None:
+        step = max(1, min(5000, _max_batch(self.client)))
+        for i in range(0, len(ids), step):
+            n = len(ids[i : i + step])
+            self._call(self.docs.upsert, ids=ids[i : i + step], embeddings=[_ONE] * n,
+                       documents=texts[i : i + step], metadatas=metas[i : i + step])
+
+    def _delete_stale(self, current: dict[str, str]) -> None:
+        """Delete chunks of these sources whose doc_id is not the committed one (a read, and a write only if any)."""
+        names = list(current)
+        stale: list[str] = []
+        for i in range(0, len(names), 500):
+            got = self._call(self.chunks.get, where={"source": {"$in": names[i : i + 500]}}, include=["metadatas"])
+            stale += [cid for cid, m in zip(got["ids"], got["metadatas"]) if m["doc_id"] != current[m["source"]]]
+        for i in range(0, len(stale), 5000):
+            self._call(self.chunks.delete, ids=stale[i : i + 5000])
+
+    def forget(self, source: str) -> bool:
+        """Remove a report and its chunks; False when it was not stored."""
+        existed = bool(self._call(self.docs.get, ids=[source_key(source)])["ids"])
+        self._call(self.docs.delete, ids=[source_key(source)])
+        self._call(self.chunks.delete, where={"source": source})
+        self._call(self.docs.delete, ids=[_PENDING + source_key(source)])
+        if existed:
+            self._bump()
+        return existed
+
+    def repair(self) -> list[str]:
+        """Delete chunks left by interrupted writes; returns the sources repaired."""
+        committed = {s: i.doc_id for s, i in self.committed().items()}
+        repaired = []
+        for rid, meta in self._iter_docs(include=["metadatas"]):
+            if not rid.startswith(_PENDING):
+                continue
+            source = meta["source"]
+            if source in committed:
+                where = {"$and": [{"source": source}, {"doc_id": {"$ne": committed[source]}}]}
+            else:
+                where = {"source": source}
+            self._call(self.chunks.delete, where=where)
+            self._call(self.docs.delete, ids=[rid])
+            repaired.append(source)
+        return repaired
+
+    def drop_chunks(self) -> None:
+        """Delete the chunk collection (for ``reindex`` with another embedder)."""
+        self._call(self.client.delete_collection, self._chunks_name)
+
+    # --- helpers ------------------------------------------------------------------
+
+    def _iter_docs(self, include: list[str], batch: int = 1000) -> Iterator[tuple[str, dict]]:
+        offset = 0
+        while True:
+            got = self._call(self.docs.get, include=include, limit=batch, offset=offset)
+            if not got["ids"]:
+                return
+            yield from zip(got["ids"], got["metadatas"])
+            offset += len(got["ids"])
+
+    def _call(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
+        """Run a Chroma call, turning its failures into a StoreError a user can act on."""
+        try:
+            return fn(*args, **kwargs)
+        except StoreError:
+            raise
+        except Exception as exc:
+            raise StoreError(
+                f"The Chroma store at {self.location} failed: {type(exc).__name__}: {exc}",
+                hint="If it is a Chroma server, check that it is running and reachable.",
+            ) from exc
+
+
+def _max_batch(client: Any) -> int:
+    try:
+        return int(client.get_max_batch_size())
+    except Exception:
+        return 5000
+
+
+def _doc_meta(doc: Document, n_chunks: int) -> dict[str, Any]:
+    return {
+        "source": doc.source, "title": doc.title[:500], "date": doc.date or "", "date_note": doc.date_note,
+        "format": doc.format, "doc_id": doc.doc_id, "chunks": n_chunks, "chars": len(doc.text),
+        "ingested_at": time.time(),
+    }
+
+
+def _chunk_meta(c: Chunk) -> dict[str, Any]:
+    meta: dict[str, Any] = {
+        "doc_id": c.doc_id, "source": c.source, "index": c.index, "start": c.start, "end": c.end, "title": c.title[:300],
+    }
+    if c.date:
+        meta["date"] = c.date
+        ordinal = date_ord(c.date)
+        if ordinal is not None:
+            meta["date_ord"] = ordinal
+    return meta
+
+
+def _chunk(cid: str, text: str, meta: dict) -> Chunk:
+    return Chunk(
+        chunk_id=cid, doc_id=meta["doc_id"], source=meta["source"], index=int(meta["index"]),
+        start=int(meta["start"]), end=int(meta["end"]), text=text, title=meta.get("title", ""),
+        date=meta.get("date") or None,
+    )
+
+
+def _info(meta: dict) -> SourceInfo:
+    return SourceInfo(
+        source=meta["source"], title=meta.get("title", ""), date=meta.get("date") or None,
+        date_note=meta.get("date_note", ""), doc_id=meta["doc_id"], chunks=int(meta.get("chunks", 0)),
+        chars=int(meta.get("chars", 0)), format=meta.get("format", ""), ingested_at=float(meta.get("ingested_at", 0)),
+    )

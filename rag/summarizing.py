@@ -1,0 +1,483 @@
+"""Briefs and structured summaries of one or more reports, in LLM or extractive mode.
+
+``Summarizer.brief`` writes one paragraph, bottom line first, within a word limit,
+every sentence cited and checked by ``rag.claims``. ``Summarizer.summary`` fills
+the documented schema ``prompts/summary.schema.json``. With a chat model, the
+passages are packed into the prompt up to ``settings.context_tokens`` (counted
+with tiktoken); when they do not fit, a map step takes cited notes part by part
+and the final call sees only the passages those notes cite (map-reduce). Every
+quote the model gives is located in the report to get its span; a reply that
+fails is re-asked once, and when the LLM still fails the extractive result is
+shown with a notice. Without a chat model everything is extractive
+(``rag.extractive_summary`` and ``rag.extraction``).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from rag.claims import check_sentence
+from rag.config import Settings
+from rag.errors import ProviderError, RagError, SchemaError
+from rag.extraction import build_extractive_summary, unique_sentences
+from rag.extractive_summary import (
+    Candidate,
+    ExtractiveParams,
+    brief_candidates,
+    extractive_brief_text,
+    rank,
+    select,
+)
+from rag.llm import complete_json
+from rag.prompts import format_passage, load_prompt, parse_citation_key
+from rag.summary_schema import (
+    FirstReplyCheck,
+    Passage,
+    brief_reply_problems,
+    citation_dict,
+    llm_summary,
+    validate_summary,
+)
+from rag.text import find_quote, word_count
+from rag.types import Citation, Document, SentenceCheck
+
+__all__ = ["Brief", "Summarizer", "extractive_brief_text", "summary_to_markdown"]
+
+Progress = Callable[[int, int, str], None]
+AGREE_THRESHOLD = 0.7  # cosine at which two reports' sentences make the same point
+PASSAGE_WORDS = 120  # passages shown to the model are paragraphs cut to about this many words
+MAX_REDUCE_ROUNDS = 3
+
+
+def _no_progress(done: int, total: int, message: str) -> None:
+    """Default progress callback: ignore."""
+
+
+@dataclass
+class Brief:
+    """A one-paragraph brief with its citations and per-sentence checks."""
+
+    text: str
+    sentences: list[SentenceCheck]
+    citations: list[Citation]
+    word_count: int
+    word_limit: int
+    mode: str
+    sources: list[str]
+    notice: str | None = None
+    agreement: dict = field(default_factory=dict)  # {"agree": [...], "new": {source: [...]}} for several reports
+    dropped: list[SentenceCheck] = field(default_factory=list)  # LLM sentences removed as unsupported
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain data (for JSON export)."""
+        return {
+            "text": self.text, "word_count": self.word_count, "word_limit": self.word_limit, "mode": self.mode,
+            "sources": self.sources, "notice": self.notice, "agreement": self.agreement,
+            "sentences": [s.to_dict() for s in self.sentences], "citations": [c.to_dict() for c in self.citations],
+            "dropped": [s.to_dict() for s in self.dropped],
+        }
+
+    def to_markdown(self) -> str:
+        """The brief with citation markers, its sources, and agreement for several reports."""
+        body = " ".join(f"{s.text} " + "".join(f"[{k}]" for k in s.citations) for s in self.sentences).strip()
+        lines = [body, ""]
+        if self.notice:
+            lines = [f"> {self.notice}", ""] + lines
+        if self.agreement.get("agree") or any(self.agreement.get("new", {}).values()):
+            lines += _agreement_markdown(self.agreement)
+        lines.append("**Sources**")
+        lines += [f"[{c.key}] {c.source}{f' ({c.date})' if c.date else ''}: \u201c{c.quote}\u201d"
+                  for c in self.citations]
+        return "\n".join(lines).strip() + "\n"
+
+
+def _agreement_markdown(agreement: dict) -> list[str]:
+    lines = ["**Where the reports agree**"]
+    lines += [f"- {a['text']} ({', '.join(a['sources'])})" for a in agreement.get("agree", [])] or ["- nothing"]
+    lines += ["", "**What only one report says**"]
+    for source, points in agreement.get("new", {}).items():
+        lines += [f"- {source}: {p['text']}" for p in points]
+    return lines + [""]
+
+
+class Summarizer:
+    """Briefs and structured summaries over documents (LLM when ``chat`` is given, else extractive)."""
+
+    def __init__(self, embedder: Any, chat: Any = None, token_counter: Any = None, *, settings: Settings) -> None:
+        self.embedder = embedder
+        self.chat = chat
+        self.settings = settings
+        self._token_counter = token_counter
+        self.params = ExtractiveParams()
+
+    @property
+    def token_counter(self) -> Any:
+        """Counter for context budgets (built on first use in LLM mode)."""
+        if self._token_counter is None:
+            from rag.tokens import TokenCounter
+
+            self._token_counter = TokenCounter(self.settings.llm_model)
+        return self._token_counter
+
+    # --- public ---------------------------------------------------------------------
+
+    def brief(self, docs: list[Document], *, words: int | None = None, progress: Progress | None = None) -> Brief:
+        """A one-paragraph brief of ``docs`` within ``words`` (default ``settings.brief_words``)."""
+        docs = _checked(docs)
+        limit = int(words or self.settings.brief_words)
+        if limit < 1:
+            raise RagError("The word limit of a brief must be at least 1.")
+        progress = progress or _no_progress
+        if self.chat is not None:
+            try:
+                return self._llm_brief(docs, limit, progress)
+            except (ProviderError, SchemaError) as exc:
+                brief = self._extractive_brief(docs, limit)
+                brief.notice = _fallback_notice(exc, "brief")
+                return brief
+        progress(0, 1, "Choosing the key sentences")
+        brief = self._extractive_brief(docs, limit)
+        progress(1, 1, "Done")
+        return brief
+
+    def summary(self, docs: list[Document], *, progress: Progress | None = None) -> dict[str, Any]:
+        """The structured summary of ``docs``, validated against ``prompts/summary.schema.json``."""
+        docs = _checked(docs)
+        progress = progress or _no_progress
+        result: dict[str, Any] | None = None
+        notice = None
+        if self.chat is not None:
+            try:
+                result = self._llm_summary(docs, progress)
+            except (ProviderError, SchemaError) as exc:
+                notice = _fallback_notice(exc, "summary")
+        ranked = self._rank(docs) if result is None or len(docs) > 1 else None
+        if result is None:
+            assert ranked is not None
+            progress(0, 1, "Extracting people, places, dates and figures")
+            cands, scores, vectors = ranked
+            brief = self._select_brief(docs, cands, scores, vectors, self.settings.brief_words)
+            points = [cands[i] for i in select(cands, scores, vectors, 2 * self.settings.brief_words, self.params)]
+            result = build_extractive_summary(docs, brief, points, threshold=self.settings.dedupe_threshold)
+            result["notice"] = notice
+            progress(1, 1, "Done")
+        agreement = self._agreement(docs, *ranked) if ranked is not None else {}
+        result["agreement"] = agreement or {"agree": [], "new": {}}
+        validate_summary(result, {d.source: d for d in docs})
+        return result
+
+    # --- extractive -----------------------------------------------------------------
+
+    def _rank(self, docs: list[Document]) -> tuple[list[Candidate], np.ndarray, np.ndarray]:
+        return rank([d.text for d in docs], self.embedder, self.params)
+
+    def _extractive_brief(self, docs: list[Document], limit: int) -> Brief:
+        cands, scores, vectors = self._rank(docs)
+        picked, how = brief_candidates(cands, scores, vectors, limit, self.params)
+        if how is None and len(docs) > 1:
+            picked = self._order(docs, cands, scores, picked)
+        citations, checks = [], []
+        for i, cand in enumerate(picked, 1):
+            doc = docs[cand.doc]
+            citations.append(_citation(i, doc, cand.start, cand.end))
+            verdict = check_sentence(cand.text, [cand.text])
+            problems = [f"trimmed at {how} to fit the word limit"] if how else []
+            checks.append(SentenceCheck(cand.text, [i], verdict.supported, problems + verdict.problems,
+                                        verdict.overlap))
+        text = " ".join(c.text for c in checks)
+        notice = f"The key sentence was longer than the word limit; it was cut at {how}." if how else None
+        agreement = self._agreement(docs, cands, scores, vectors)
+        return Brief(text, checks, citations, word_count(text), limit, "extractive", [d.source for d in docs],
+                     notice, agreement)
+
+    def _select_brief(self, docs: list[Document], cands: list[Candidate], scores: np.ndarray,
+                      vectors: np.ndarray, limit: int) -> list[Candidate]:
+        """Picked sentences: bottom line (best score) first, then by report date and position."""
+        picked = [cands[i] for i in select(cands, scores, vectors, limit, self.params)] if cands else []
+        return self._order(docs, cands, scores, picked)
+
+    @staticmethod
+    def _order(docs: list[Document], cands: list[Candidate], scores: np.ndarray,
+               picked: list[Candidate]) -> list[Candidate]:
+        """For several reports: the best-scored sentence first, the others by report date, then position."""
+        if len(docs) == 1 or not picked:
+            return picked
+        score_of = {(c.doc, c.start): scores[i] for i, c in enumerate(cands)}
+        lead = max(picked, key=lambda c: score_of[(c.doc, c.start)])
+        rest = sorted((c for c in picked if c is not lead), key=lambda c: (docs[c.doc].date or "9999", c.doc, c.start))
+        return [lead, *rest]
+
+    def _agreement(self, docs: list[Document], cands: list[Candidate], scores: np.ndarray,
+                   vectors: np.ndarray, per_doc: int = 5) -> dict:
+        """What two or more reports say alike and what each alone adds ({} for one report)."""
+        if len(docs) < 2 or not cands:
+            return {}
+        agree: list[dict] = []
+        new: dict[str, list[dict]] = {d.source: [] for d in docs}
+        seen: set[tuple[int, int]] = set()
+        for d, doc in enumerate(docs):
+            own = [i for i, c in enumerate(cands) if c.doc == d]
+            for i in sorted(own, key=lambda i: -scores[i])[:per_doc]:
+                matches = _matches(i, cands, vectors, AGREE_THRESHOLD)
+                if not matches:
+                    new[doc.source].append({"text": cands[i].text, "citations": [_cite(docs, cands[i])]})
+                elif (cands[i].doc, cands[i].start) not in seen:
+                    group = [i, *matches]
+                    seen.update((cands[j].doc, cands[j].start) for j in group)
+                    agree.append({"text": cands[i].text, "sources": [docs[cands[j].doc].source for j in group],
+                                  "citations": [_cite(docs, cands[j]) for j in group]})
+        return {"agree": agree, "new": new}
+
+    # --- LLM ------------------------------------------------------------------------------
+
+    def _llm_brief(self, docs: list[Document], limit: int, progress: Progress) -> Brief:
+        passages, notes = self._fit(self._passages(docs), "one-paragraph brief", progress)
+        total = notes + 1
+        progress(notes, total, "Writing the brief")
+        prompt = load_prompt("brief")
+        messages = prompt.render(words=limit, reports=_reports(docs), passages=_blocks(passages))
+        check = FirstReplyCheck(lambda data: brief_reply_problems(data, passages, limit))
+        data, _result = complete_json(self.chat, messages, prompt.schema or {}, schema_name="brief", validate=check)
+        brief = self._build_llm_brief(docs, data, passages, limit)
+        if len(docs) > 1:
+            brief.agreement = self._agreement(docs, *self._rank(docs))
+        progress(total, total, "Done")
+        return brief
+
+    def _build_llm_brief(self, docs: list[Document], data: dict, passages: list[Passage], limit: int) -> Brief:
+        """Map the reply's quotes to spans, check every sentence, drop unsupported facts, keep the limit."""
+        citations: list[Citation] = []
+        index: dict[tuple[int, int, int], int] = {}
+        kept: list[SentenceCheck] = []
+        dropped: list[SentenceCheck] = []
+        for sent in data["sentences"]:
+            text = str(sent["text"]).strip()
+            keys, cited = [], []
+            for cite in sent["citations"]:
+                passage = passages[parse_citation_key(cite["key"]) - 1]  # type: ignore[operator]  # validated
+                a, b = find_quote(passage.text, cite["quote"])  # type: ignore[misc]  # validated
+                span = (passage.doc, passage.start + a, passage.start + b)
+                if span not in index:
+                    index[span] = len(citations) + 1
+                    citations.append(_citation(index[span], docs[passage.doc], span[1], span[2]))
+                keys.append(index[span])
+                cited.append(passage.text)
+            verdict = check_sentence(text, cited)
+            checked = SentenceCheck(text, list(dict.fromkeys(keys)), verdict.supported, verdict.problems,
+                                    verdict.overlap)
+            fact_problem = any(p.startswith(("number", "date", "name")) for p in verdict.problems)
+            over = word_count(" ".join(s.text for s in kept + [checked])) > limit
+            (dropped if fact_problem or over else kept).append(checked)
+        if not kept:
+            raise SchemaError("No sentence of the model's brief is supported by the passages it cites.")
+        citations, kept = _renumber(citations, kept)
+        text = " ".join(s.text for s in kept)
+        notice = _dropped_notice(dropped)
+        return Brief(text, kept, citations, word_count(text), limit, "llm", [d.source for d in docs], notice,
+                     dropped=dropped)
+
+    def _llm_summary(self, docs: list[Document], progress: Progress) -> dict[str, Any]:
+        passages, notes = self._fit(self._passages(docs), "structured summary", progress)
+        total = notes + 1
+        progress(notes, total, "Writing the structured summary")
+        result = llm_summary(self.chat, docs, passages, _reports(docs), _blocks(passages))
+        progress(total, total, "Done")
+        return result
+
+    def _passages(self, docs: list[Document]) -> list[Passage]:
+        """Paragraph passages of every report, repeats dropped, long paragraphs cut at sentences."""
+        out: list[Passage] = []
+        for d, doc in enumerate(docs):
+            group: list = []
+            for sent in unique_sentences(doc.text, threshold=self.settings.dedupe_threshold):
+                para_break = group and "\n\n" in doc.text[group[-1].end : sent.start]
+                if group and (para_break or word_count(" ".join(s.text for s in group)) >= PASSAGE_WORDS):
+                    out.append(_passage(d, doc, group))
+                    group = []
+                group.append(sent)
+            if group:
+                out.append(_passage(d, doc, group))
+        return out
+
+    def _fit(self, passages: list[Passage], goal: str, progress: Progress) -> tuple[list[Passage], int]:
+        """Passages that fit the context budget; map-reduce rounds when they do not. Returns (passages, calls)."""
+        budget = self.settings.context_tokens
+        calls = 0
+        for _round in range(MAX_REDUCE_ROUNDS):
+            sizes = [self.token_counter.count(format_passage(1, p.text, source=p.source)) for p in passages]
+            if sum(sizes) <= budget or len(passages) <= 1:
+                return passages, calls
+            groups = _groups(sizes, budget)
+            kept: list[Passage] = []
+            for g, idx in enumerate(groups, 1):
+                progress(calls, calls + len(groups) - g + 2, f"Reading part {g} of {len(groups)}")
+                kept += self._map(goal, [passages[i] for i in idx], g, len(groups))
+                calls += 1
+            passages = list(dict.fromkeys(kept)) if kept else passages[:1]
+        n = self.token_counter.pack([format_passage(1, p.text, source=p.source) for p in passages], budget)
+        return passages[: max(1, n)], calls
+
+    def _map(self, goal: str, group: list[Passage], part: int, parts: int) -> list[Passage]:
+        """One map call: cited notes on a part; returns the passages the notes cite, in note order."""
+        prompt = load_prompt("map")
+        schema = load_prompt("brief").schema or {}
+        messages = prompt.render(goal=goal, max_notes=8, part=part, parts=parts, passages=_blocks(group))
+        check = FirstReplyCheck(lambda data: brief_reply_problems(data, group, None))
+        data, _ = complete_json(self.chat, messages, schema, schema_name="notes", validate=check)
+        cited = [group[parse_citation_key(c["key"]) - 1] for s in data["sentences"] for c in s["citations"]]
+        return list(dict.fromkeys(cited))
+
+
+# --- helpers --------------------------------------------------------------------------------
+
+
+def _checked(docs: list[Document]) -> list[Document]:
+    if not docs:
+        raise RagError("No reports to summarise.", hint="Pick one or more reports, or a date range that has some.")
+    if not any(d.text.strip() for d in docs):
+        raise RagError("The chosen reports have no text to summarise.")
+    return list(docs)
+
+
+def _fallback_notice(exc: RagError, what: str) -> str:
+    reason = exc.message.rstrip(". ")
+    if isinstance(exc, SchemaError):
+        return f"The LLM's {what} could not be verified ({reason}); showing the extractive {what} instead."
+    return f"The LLM failed ({reason}); showing the extractive {what} instead."
+
+
+def _dropped_notice(dropped: list[SentenceCheck]) -> str | None:
+    if not dropped:
+        return None
+    reasons = "; ".join(p for s in dropped for p in s.problems[:1]) or "over the word limit"
+    n = len(dropped)
+    return f"Left out {n} sentence{'s' * (n != 1)} of the model's brief ({reasons})."
+
+
+def _citation(key: int, doc: Document, start: int, end: int) -> Citation:
+    return Citation(key, doc.source, doc.doc_id, "", start, end, doc.text[start:end], doc.title, doc.date)
+
+
+def _cite(docs: list[Document], cand: Candidate) -> dict[str, Any]:
+    return citation_dict(docs[cand.doc], cand.start, cand.end)
+
+
+def _renumber(citations: list[Citation], kept: list[SentenceCheck]) -> tuple[list[Citation], list[SentenceCheck]]:
+    """Keep only citations that kept sentences use, numbered 1..n in order of use."""
+    order = list(dict.fromkeys(k for s in kept for k in s.citations))
+    new_key = {old: i for i, old in enumerate(order, 1)}
+    by_key = {c.key: c for c in citations}
+    out = []
+    for old in order:
+        c = by_key[old]
+        out.append(Citation(new_key[old], c.source, c.doc_id, c.chunk_id, c.start, c.end, c.quote, c.title, c.date))
+    for s in kept:
+        s.citations = [new_key[k] for k in s.citations]
+    return out, kept
+
+
+def _matches(i: int, cands: list[Candidate], vectors: np.ndarray, threshold: float) -> list[int]:
+    """For each other report, its sentence most like candidate ``i`` when similar enough."""
+    sims = vectors @ vectors[i]
+    best: dict[int, int] = {}
+    for j, c in enumerate(cands):
+        if c.doc != cands[i].doc and sims[j] >= threshold and (c.doc not in best or sims[j] > sims[best[c.doc]]):
+            best[c.doc] = j
+    return [best[d] for d in sorted(best)]
+
+
+def _passage(d: int, doc: Document, sents: list) -> Passage:
+    start, end = sents[0].start, sents[-1].end
+    return Passage(d, doc.source, start, end, doc.text[start:end], doc.date)
+
+
+def _blocks(passages: list[Passage]) -> str:
+    return "\n\n".join(format_passage(i, p.text, source=p.source, date=p.date) for i, p in enumerate(passages, 1))
+
+
+def _reports(docs: list[Document]) -> str:
+    return "; ".join(f"{d.source}" + (f" ({d.date})" if d.date else "") for d in docs)
+
+
+def _groups(sizes: list[int], budget: int) -> list[list[int]]:
+    """Consecutive passage indices packed into groups of at most ``budget`` tokens (one or more each)."""
+    groups: list[list[int]] = [[]]
+    used = 0
+    for i, size in enumerate(sizes):
+        if groups[-1] and used + size > budget:
+            groups.append([])
+            used = 0
+        groups[-1].append(i)
+        used += size
+    return groups
+
+
+
+# --- markdown -------------------------------------------------------------------------------
+
+
+def summary_to_markdown(summary: dict) -> str:
+    """A structured summary as Markdown: every item with numbered citations, then the sources quoted."""
+    refs: dict[tuple[str, int, int], int] = {}
+    quotes: list[str] = []
+
+    def marks(item: dict) -> str:
+        out = []
+        for c in item.get("citations") or []:
+            key = (c["source"], c["start"], c["end"])
+            if key not in refs:
+                refs[key] = len(refs) + 1
+                quotes.append(f"[{refs[key]}] {c['source']} [{c['start']}:{c['end']}]: \u201c{c['quote']}\u201d")
+            out.append(f"[{refs[key]}]")
+        return "".join(out)
+
+    lines = [f"# {summary.get('title', 'Summary')}", ""]
+    if summary.get("notice"):
+        lines += [f"> {summary['notice']}", ""]
+    bottom = summary.get("bottom_line") or {}
+    lines += [f"**Bottom line:** {bottom.get('text', '')} {marks(bottom)}".rstrip(), ""]
+    for name, heading, render in _SECTIONS:
+        items = summary.get(name) or []
+        if items:
+            lines += [f"## {heading}", *[f"- {render(it)} {marks(it)}".rstrip() for it in items], ""]
+    lines += _agreement_section(summary.get("agreement") or {})
+    if summary.get("unfilled"):
+        lines += ["## Not filled", *[f"- {u['field']}: {u['reason']}" for u in summary["unfilled"]], ""]
+    lines += ["## Sources", *[f"- {s['source']}: {s['title']}" + (f" ({s['date']})" if s.get("date") else "")
+                               for s in summary.get("sources", [])], ""]
+    if quotes:
+        lines += ["## Citations", *[f"- {q}" for q in quotes], ""]
+    lines.append(f"_Mode: {summary.get('mode', '?')}_")
+    return "\n".join(lines) + "\n"
+
+
+def _person_md(p: dict) -> str:
+    extra = ", ".join(str(p[k]) for k in ("title", "affiliation") if p.get(k))
+    return f"**{p['name']}**" + (f", {extra}" if extra else "")
+
+
+def _figure_md(f: dict) -> str:
+    return f"**{f['value']}**" + (f" {f['what']}" if f.get("what") else " (what it counts is not stated)")
+
+
+_SECTIONS: list[tuple[str, str, Callable[[dict], str]]] = [
+    ("key_points", "Key points", lambda it: it["text"]),
+    ("people", "People", _person_md),
+    ("organisations", "Organisations", lambda it: it["name"]),
+    ("places", "Places", lambda it: it["name"]),
+    ("timeline", "Timeline", lambda it: f"**{it['date_text']}** ({it['date']}): {it['event']}"),
+    ("agreements", "Agreements and decisions", lambda it: it["text"]),
+    ("figures", "Figures", _figure_md),
+    ("open_questions", "Open questions", lambda it: it["question"]),
+]
+
+
+def _agreement_section(agreement: dict) -> list[str]:
+    if not agreement.get("agree") and not any((agreement.get("new") or {}).values()):
+        return []
+    return ["## Across the reports", *_agreement_markdown(agreement)]

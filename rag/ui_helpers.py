@@ -1,0 +1,510 @@
+"""Pure helpers for the page (``app.py``): safe rendering of report text, uploads, labels.
+
+No Streamlit here, so everything is testable without a page. Report text is
+untrusted (an uploaded report may contain ``<script>``): every function that
+turns it into Markdown or HTML escapes all of it, and the only tags in the
+HTML we build are our own ``<div>``, ``<mark>`` and ``<br>``.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+import unicodedata
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Iterable
+
+from rag.retrieval import Filters
+from rag.types import Answer, Citation
+
+MB = 1024 * 1024
+UPLOAD_TYPES = ["txt", "md", "html", "htm", "pdf", "docx"]
+MAX_NAME_BYTES = 200  # well under the 255-byte limit of common file systems
+
+# Every ASCII punctuation character may be backslash-escaped in CommonMark; escaping all of them
+# also disarms Streamlit's extensions (:emoji:, :red[...], $math$) and any inline HTML.
+_MD_PUNCT = re.compile(r"([!\"#$%&'()*+,\-./:;<=>?@\[\\\]^_`{|}~])")
+# Characters that would mean something to Markdown even inside our HTML block: written as entities.
+_HTML_EXTRA = {c: f"&#{ord(c)};" for c in "$:[]*_`~\\#|{}"}
+_BIDI = {chr(c) for c in [*range(0x202A, 0x202F), *range(0x2066, 0x206A), 0x200E, 0x200F, 0x061C]}
+
+
+# --- Markdown and HTML from untrusted text ------------------------------------------------------
+
+
+def md_escape(text: str) -> str:
+    """``text`` as Markdown that renders literally (no links, HTML, emphasis, math or directives)."""
+    text = _one_line_endings(text)
+    lines = [_MD_PUNCT.sub(r"\\\1", line.strip()) for line in text.split("\n")]
+    return "  \n".join(lines)  # keep the report's line breaks as hard breaks
+
+
+def html_escape(text: str) -> str:
+    """``text`` as HTML text inside our own block: escaped, line breaks as ``<br>``, no raw newline.
+
+    A blank line would end the HTML block and hand the rest back to the Markdown
+    parser, so newlines become ``<br>`` and the block stays one line.
+    """
+    out = html.escape(_one_line_endings(text), quote=True)
+    out = "".join(_HTML_EXTRA.get(ch, ch) for ch in out)
+    return out.replace("\n", "<br>")
+
+
+def _one_line_endings(text: str) -> str:
+    text = str(text or "").replace("\r\n", "\n").replace("\r", "\n").replace("\x00", "\ufffd")
+    return "".join(ch for ch in text if ch == "\n" or ch == "\t" or unicodedata.category(ch) != "Cc")
+
+
+def excerpt_bounds(text: str, start: int, end: int, context: int | None) -> tuple[int, int]:
+    """Where an excerpt of ``context`` characters either side of [start, end) begins and ends."""
+    if context is None:
+        return 0, len(text)
+    lo, hi = max(0, start - context), min(len(text), end + context)
+    if lo > 0:  # start at a word boundary
+        space = text.find(" ", lo, start)
+        lo = space + 1 if space != -1 else lo
+    if hi < len(text):
+        space = text.rfind(" ", end, hi)
+        hi = space if space != -1 else hi
+    return lo, hi
+
+
+def highlight_html(text: str, start: int, end: int, *, context: int | None = 500) -> str:
+    """The report (or an excerpt around the span) as escaped HTML with ``[start, end)`` in ``<mark>``.
+
+    This is the only string the page renders with ``unsafe_allow_html``: every
+    character of the report goes through ``html_escape``; the tags are ours.
+    """
+    text = str(text or "")
+    start = max(0, min(int(start), len(text)))
+    end = max(start, min(int(end), len(text)))
+    lo, hi = excerpt_bounds(text, start, end, context)
+    before = ("\u2026 " if lo > 0 else "") + html_escape(text[lo:start])
+    after = html_escape(text[end:hi]) + (" \u2026" if hi < len(text) else "")
+    marked = f'<mark class="dossier-cited">{html_escape(text[start:end])}</mark>' if end > start else ""
+    style = ("white-space:pre-wrap;line-height:1.6;padding:0.6rem 0.8rem;border-left:3px solid #f0b429;"
+             "max-height:28rem;overflow-y:auto;font-size:0.95rem")
+    return f'<div class="dossier-doc" style="{style}">{before}{marked}{after}</div>'
+
+
+# --- answers ---------------------------------------------------------------------------------------
+
+
+def markers(keys: Iterable[int]) -> str:
+    """Citation markers as Markdown badges, e.g. ``:blue-badge[1]``."""
+    return "".join(f" :blue-badge[{int(k)}]" for k in keys)
+
+
+UNSUPPORTED_FLAG = " :orange-badge[\u26a0 unsupported]"  # put after a sentence the checker could not support
+
+
+def answer_markdown(answer: Answer) -> str:
+    """The answer as safe Markdown: escaped sentences, numbered markers, a flag on unsupported ones."""
+    if answer.abstained or not answer.sentences:
+        return md_escape(answer.answer)
+    return " ".join(md_escape(s.text) + markers(s.citations) + ("" if _ok(s) else UNSUPPORTED_FLAG)
+                    for s in answer.sentences)
+
+
+def _ok(sentence: Any) -> bool:
+    """Supported, or the uncited "The reports do not say ..." tail of a partial answer."""
+    return bool(sentence.supported) or (not sentence.citations and _is_abstain_tail(sentence.text))
+
+
+def _is_abstain_tail(text: str) -> bool:
+    from rag.prompts import ABSTAIN
+
+    return text.strip().startswith(ABSTAIN)
+
+
+def unsupported_sentences(sentences: list[Any]) -> list[tuple[int, str, list[str]]]:
+    """(1-based position, sentence, problems) of every sentence flagged as unsupported."""
+    return [
+        (i, s.text, list(s.problems) or ["no citation supports it"])
+        for i, s in enumerate(sentences, 1)
+        if not _ok(s)
+    ]
+
+
+def shorten(text: str, limit: int = 80) -> str:
+    """``text`` cut at a word boundary to about ``limit`` characters, with an ellipsis."""
+    text = " ".join(str(text or "").split())
+    if len(text) <= limit:
+        return text
+    cut = text.rfind(" ", 0, limit)
+    return text[: cut if cut > limit // 2 else limit].rstrip(" ,;:.") + "\u2026"
+
+
+def plural(n: int | None, word: str) -> str:
+    """'1 report', '3 reports'."""
+    n = int(n or 0)
+    return f"{n} {word}" + ("" if n == 1 else "s")
+
+
+def citation_label(c: Citation) -> str:
+    """Expander label of a citation: marker, title, source and date (escaped Markdown)."""
+    title = shorten(c.title or c.source, 70)
+    label = f"[{c.key}] {title} \u2014 {c.source} \u00b7 {c.date or 'undated'}"
+    return md_escape(label)
+
+
+def history_for(messages: list[dict]) -> list[dict[str, str]]:
+    """The conversation as the pipeline wants it: role and content only (failed turns left out)."""
+    return [{"role": m["role"], "content": str(m.get("content") or "")} for m in messages
+            if m.get("role") in {"user", "assistant"} and not m.get("error")]
+
+
+# --- sidebar and library ---------------------------------------------------------------------
+
+
+def human_bytes(n: int | None) -> str:
+    """1536 -> '1.5 KB'."""
+    if n is None:
+        return "n/a"
+    size = float(n)
+    for unit in ("B", "KB", "MB", "GB"):
+        if size < 1024 or unit == "GB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    return f"{size:.1f} GB"
+
+
+def mode_lines(status: dict) -> tuple[str, str]:
+    """(headline, explanation) of the answering mode for the status panel."""
+    if status.get("mode") == "llm":
+        return (f"LLM mode: {status.get('llm_model')}",
+                f"Answers are written by {status.get('llm_model')} at {status.get('llm_endpoint')} "
+                "and every citation is checked against the reports.")
+    return ("Extractive mode: no LLM is configured",
+            "Answers are sentences quoted from the reports, not generated text. "
+            "Set OPENAI_API_KEY (and optionally OPENAI_BASE_URL) to use an LLM.")
+
+
+def sources_table(infos: Iterable[Any]) -> list[dict[str, Any]]:
+    """Rows of the library table (plain values; the dataframe shows them as text)."""
+    return [{"Title": i.title, "Date": i.date or "", "Source": i.source, "Chunks": i.chunks,
+             "Format": i.format, "Size": human_bytes(i.chars)} for i in infos]
+
+
+def date_bounds(infos: Iterable[Any]) -> tuple[str | None, str | None]:
+    """Earliest and latest ISO publication date among stored reports."""
+    dates = sorted(i.date for i in infos if i.date)
+    return (dates[0], dates[-1]) if dates else (None, None)
+
+
+def iso_to_date(value: str | None) -> Any:
+    """'2024-05-03', '2024-05' or '2024' as a ``datetime.date`` (missing parts are 1), or None."""
+    import datetime as dt
+
+    if not value:
+        return None
+    parts = (str(value).split("-") + ["1", "1"])[:3]
+    try:
+        return dt.date(int(parts[0]), int(parts[1] or 1), int(parts[2] or 1))
+    except ValueError:
+        return None
+
+
+def make_filters(sources: Iterable[str] | None, date_from: Any = None, date_to: Any = None) -> Filters:
+    """Filters from the widgets' values (dates may be ``datetime.date`` or ISO strings)."""
+    chosen = tuple(sources or ()) or None
+    iso = lambda d: d.isoformat() if hasattr(d, "isoformat") else (str(d) if d else None)  # noqa: E731
+    return Filters(sources=chosen, date_from=iso(date_from), date_to=iso(date_to))
+
+
+# --- uploads ------------------------------------------------------------------------------------------
+
+
+def sanitize_filename(name: str) -> str:
+    """A safe base name for an uploaded file: no folders, no '..', no control characters; unicode kept."""
+    name = unicodedata.normalize("NFC", str(name or ""))
+    name = name.replace("\\", "/").split("/")[-1]  # strip directories, whichever separator was used
+    name = "".join(ch for ch in name if unicodedata.category(ch) not in {"Cc", "Cs"} and ch not in _BIDI)
+    name = name.strip().lstrip(".").strip().rstrip(". ")  # no hidden files, no '..', no trailing dots
+    if not name:
+        return "upload"
+    if len(name.encode("utf-8")) > MAX_NAME_BYTES:
+        stem, dot, suffix = name.rpartition(".")
+        suffix = dot + suffix if dot and len(suffix) <= 10 else ""
+        stem = stem if suffix else name
+        while len((stem + suffix).encode("utf-8")) > MAX_NAME_BYTES:
+            stem = stem[:-1]
+        name = stem.rstrip(". ") + suffix
+    return name
+
+
+def _unique(name: str, taken: set[str]) -> str:
+    if name not in taken:
+        return name
+    stem, dot, suffix = name.rpartition(".")
+    stem, suffix = (stem, dot + suffix) if dot else (name, "")
+    n = 2
+    while f"{stem} ({n}){suffix}" in taken:
+        n += 1
+    return f"{stem} ({n}){suffix}"
+
+
+@dataclass
+class SavedUploads:
+    """Uploads written to disk (path -> the name the user gave) and the ones refused."""
+
+    paths: dict[Path, str]
+    rejected: list[dict[str, str]]
+
+
+def save_uploads(files: Iterable[tuple[str, bytes]], folder: Path, *, max_bytes: int) -> SavedUploads:
+    """Write ``(name, bytes)`` uploads into ``folder`` under sanitised, unique base names.
+
+    Oversized files are refused without being written. Nothing is written
+    outside ``folder``, whatever the name says.
+    """
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    root = folder.resolve()
+    saved, rejected, taken = {}, [], set()
+    for given, data in files:
+        shown = sanitize_filename(given)
+        if len(data) > max_bytes:
+            rejected.append({"path": shown, "reason": f"too large ({len(data) / MB:.1f} MB); the limit is "
+                                                      f"{max_bytes / MB:g} MB (RAG_MAX_FILE_MB)"})
+            continue
+        name = _unique(shown, taken)
+        target = (root / name).resolve()
+        if target.parent != root:  # cannot happen after sanitising; refuse rather than trust it
+            rejected.append({"path": shown, "reason": "refused: the file name points outside the upload folder"})
+            continue
+        target.write_bytes(data)
+        taken.add(name)
+        saved[target] = name
+    return SavedUploads(saved, rejected)
+
+
+Progress = Callable[[int, int, str], None]
+
+
+def ingest_uploads(pipeline: Any, files: Iterable[tuple[str, bytes]], folder: Path,
+                   progress: Progress | None = None) -> Any:
+    """Save uploads into ``folder`` and ingest them; every refusal is reported under the file's name.
+
+    Returns the pipeline's ``IngestReport`` with size refusals added to ``rejected``
+    and temp paths replaced by upload names. The written files are removed
+    afterwards: the store keeps each report's full text.
+    """
+    from rag.ingest import IngestReport
+
+    max_bytes = int(pipeline.settings.max_file_mb * MB)
+    saved = save_uploads(files, folder, max_bytes=max_bytes)
+    report = IngestReport()
+    try:
+        if saved.paths:
+            report = pipeline.ingest(list(saved.paths), progress=progress)
+    finally:
+        for path in saved.paths:
+            path.unlink(missing_ok=True)
+    names = {str(p): n for p, n in saved.paths.items()}
+    for entry in report.added + report.updated + report.unchanged + report.rejected:
+        entry["path"] = names.get(str(entry.get("path")), entry.get("path"))
+    report.rejected[:0] = saved.rejected
+    return report
+
+
+def ingest_summary(report: Any) -> list[tuple[str, str]]:
+    """(level, message) lines for an ingest report: 'success', 'info' or 'error' (texts not escaped)."""
+    lines: list[tuple[str, str]] = []
+    if report.added:
+        lines.append(("success", f"Added {len(report.added)} report(s): "
+                      + ", ".join(f"{e.get('path')} ({e.get('chunks', 0)} chunks)" for e in report.added)))
+    if report.updated:
+        lines.append(("success", f"Updated {len(report.updated)} report(s): "
+                      + ", ".join(str(e.get("path")) for e in report.updated)))
+    for e in report.unchanged:
+        why = f"same text as {e['duplicate_of']}" if e.get("duplicate_of") else "already in the library, unchanged"
+        lines.append(("info", f"{e.get('path')}: {why}"))
+    for e in report.rejected:
+        lines.append(("error", f"{e.get('path')}: {e.get('reason')}"))
+    return lines
+
+
+# --- briefs --------------------------------------------------------------------------------------------
+
+SUMMARY_SECTIONS = [
+    ("key_points", "Key points"), ("people", "People"), ("organisations", "Organisations"), ("places", "Places"),
+    ("timeline", "Timeline"), ("agreements", "Agreements and decisions"), ("figures", "Figures"),
+    ("open_questions", "Open questions"),
+]
+
+
+def sentences_markdown(sentences: list[Any], fallback: str = "") -> str:
+    """Checked sentences as safe Markdown with markers and a flag on unsupported ones."""
+    if not sentences:
+        return md_escape(fallback)
+    return " ".join(md_escape(s.text) + markers(s.citations) + ("" if _ok(s) else UNSUPPORTED_FLAG)
+                    for s in sentences)
+
+
+def _summary_item(field_name: str, item: dict) -> str:
+    if field_name == "people":
+        extra = ", ".join(x for x in (item.get("title"), item.get("affiliation")) if x)
+        return f"**{md_escape(item.get('name', ''))}**" + (f" \u2014 {md_escape(extra)}" if extra else "")
+    if field_name in {"organisations", "places"}:
+        return md_escape(item.get("name", ""))
+    if field_name == "timeline":
+        when = item.get("date_text") or item.get("date") or ""
+        return f"**{md_escape(when)}** \u2014 {md_escape(item.get('event', ''))}"
+    if field_name == "figures":
+        what = item.get("what")
+        return f"**{md_escape(item.get('value', ''))}**" + (f" \u2014 {md_escape(what)}" if what else "")
+    if field_name == "open_questions":
+        return md_escape(item.get("question", ""))
+    return md_escape(item.get("text", ""))
+
+
+def summary_sections(summary: dict, *, quotes: bool = False) -> list[tuple[str, str]]:
+    """(heading, Markdown body) of each filled section of a structured summary; all report text escaped.
+
+    With ``quotes`` each item is followed by the exact passages it cites.
+    """
+    out: list[tuple[str, str]] = []
+    many = len(summary.get("sources") or []) > 1
+    for name, heading in SUMMARY_SECTIONS:
+        items = summary.get(name) or []
+        if not items:
+            continue
+        lines = []
+        for item in items:
+            cites = item.get("citations") or []
+            line = "- " + _summary_item(name, item)
+            if many:
+                line += "".join(f" :gray-badge[{md_escape(s)}]" for s in dict.fromkeys(c["source"] for c in cites))
+            lines.append(line)
+            if quotes:
+                lines += [f"    - *\u201c{md_escape(c.get('quote', ''))}\u201d*" for c in cites]
+        out.append((heading, "\n".join(lines)))
+    agreement = summary.get("agreement") or {}
+    if agreement.get("agree"):
+        out.append(("Where the reports agree", "\n".join(
+            f"- {md_escape(a.get('text', ''))} ({md_escape(', '.join(a.get('sources') or []))})"
+            for a in agreement["agree"])))
+    if agreement.get("new"):
+        out.append(("What each report adds", "\n".join(
+            f"- **{md_escape(n.get('source', ''))}:** {md_escape(n.get('text', ''))}" for n in agreement["new"])))
+    return out
+
+
+def unfilled_note(summary: dict) -> str | None:
+    """Which summary fields are empty and why (escaped Markdown), or None."""
+    rows = summary.get("unfilled") or []
+    if not rows:
+        return None
+    return "Left empty: " + "; ".join(f"{md_escape(r.get('field', ''))} ({md_escape(r.get('reason', ''))})"
+                                      for r in rows)
+
+
+# --- evaluation -------------------------------------------------------------------------------------------
+
+
+def fmt_num(value: Any, digits: int = 3) -> str:
+    """A metric value for display ('n/a' when missing)."""
+    if value is None:
+        return "n/a"
+    if isinstance(value, float):
+        return f"{value:.{digits}f}"
+    return str(value)
+
+
+def headline_metrics(scored: dict) -> list[dict[str, Any]]:
+    """One row per metric: value, CI, n, the first baseline that scored it, and its anchor if any."""
+    rows = []
+    baselines = scored.get("baselines") or {}
+    anchors = scored.get("anchors") or {}
+    for name, m in (scored.get("metrics") or {}).items():
+        base_name, base = next(((b, ms[name]) for b, ms in baselines.items() if name in ms), (None, None))
+        value, base_value = m.get("value"), (base or {}).get("value")
+        delta = value - base_value if isinstance(value, (int, float)) and isinstance(base_value, (int, float)) else None
+        ci = m.get("ci")
+        help_parts = [f"95% CI {fmt_num(ci[0])}\u2013{fmt_num(ci[1])}" if ci else "no CI", f"n = {m.get('n', '?')}"]
+        if base_name:
+            help_parts.append(f"baseline {base_name}: {fmt_num(base_value)}")
+        anchor = anchors.get(name)
+        if anchor:
+            help_parts.append(f"anchor: expected {fmt_num(anchor.get('expected'))} ({anchor.get('source', '')})")
+        rows.append({"name": name, "value": value, "ci": ci, "n": m.get("n"), "baseline": base_name,
+                     "baseline_value": base_value, "delta": delta, "anchor": anchor, "help": "; ".join(help_parts)})
+    return rows
+
+
+def baseline_rows(scored: dict) -> list[dict[str, Any]]:
+    """Every baseline metric next to the run's own value."""
+    metrics = scored.get("metrics") or {}
+    return [{"baseline": b, "metric": name, "baseline value": m.get("value"),
+             "this run": (metrics.get(name) or {}).get("value")}
+            for b, ms in (scored.get("baselines") or {}).items() for name, m in ms.items()]
+
+
+def anchor_rows(scored: dict) -> list[dict[str, Any]]:
+    """Anchors: our reproduction of a published number next to the number expected."""
+    return [{"anchor": name, "value": a.get("value"), "expected": a.get("expected"), "source": a.get("source", "")}
+            for name, a in (scored.get("anchors") or {}).items()]
+
+
+def by_k_columns(by_k: dict) -> dict[str, list]:
+    """``{"k": [...], series: [...]}`` for a line chart with k on the x axis."""
+    ks = sorted({int(k) for series in by_k.values() for k in series})
+    cols: dict[str, list] = {"k": ks}
+    for name, series in by_k.items():
+        cols[name] = [series.get(str(k), series.get(k)) for k in ks]
+    return cols
+
+
+def by_type_columns(by_type: dict) -> dict[str, list]:
+    """``{"type": [...], metric: [...]}`` for a grouped bar chart by question type."""
+    types = list(by_type)
+    names = list(dict.fromkeys(m for t in by_type.values() for m in t))
+    cols: dict[str, list] = {"type": types}
+    for name in names:
+        cols[name] = [((by_type[t].get(name) or {}).get("value")) for t in types]
+    return cols
+
+
+def latency_columns(latency: list[float], bins: int = 10) -> dict[str, list]:
+    """A histogram of per-question latencies: ``{"seconds": labels, "questions": counts}``."""
+    values = sorted(float(v) for v in latency if v is not None)
+    if not values:
+        return {"seconds": [], "questions": []}
+    lo, hi = values[0], values[-1]
+    width = (hi - lo) / bins or 1.0
+    counts = [0] * bins
+    for v in values:
+        counts[min(int((v - lo) / width), bins - 1)] += 1
+    labels = [f"{lo + i * width:.2f}" for i in range(bins)]
+    return {"seconds": labels, "questions": counts}
+
+
+def progress_args(*args: Any) -> tuple[int, int, str]:
+    """(done, total, label) from a progress call in either order: (done, total, label) or (label, done, total)."""
+    numbers = [a for a in args if isinstance(a, (int, float)) and not isinstance(a, bool)]
+    words = [str(a) for a in args if isinstance(a, str)]
+    done, total = (list(map(int, numbers)) + [0, 0])[:2]
+    return done, max(total, 1), " ".join(words)
+
+
+def percentile(values: list[float], q: float) -> float | None:
+    """Nearest-rank percentile (q in 0..100)."""
+    vals = sorted(float(v) for v in values if v is not None)
+    if not vals:
+        return None
+    rank = max(1, min(len(vals), int(round(q / 100 * len(vals) + 0.5))))
+    return vals[rank - 1]
+
+
+def question_rows(questions: list[dict]) -> list[dict[str, Any]]:
+    """The per-question table: id, type, verdict, question, answer, then every metric value."""
+    rows = []
+    for q in questions:
+        row = {"id": q.get("id"), "type": q.get("type"), "verdict": q.get("verdict"),
+               "question": q.get("question"), "answer": q.get("answer"),
+               "gold": "; ".join(map(str, q.get("gold") or []))}
+        row.update({k: v for k, v in (q.get("values") or {}).items()})
+        rows.append(row)
+    return rows

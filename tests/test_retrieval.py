@@ -1,0 +1,100 @@
+"""Hybrid retrieval on the sample report among unrelated reports, embedded and in server mode."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from rag.config import Settings
+from rag.pipeline import build_pipeline
+from rag.text import fold
+from tests.conftest import SAMPLE, SHARED
+
+REPEATED = "strategic discussions encompassed projects of mutual interest"
+
+
+def _unrelated_reports(root: Path, n: int = 25) -> None:
+    """Real news articles from the MultiHop-RAG corpus (read at run time) as distractors."""
+    corpus = SHARED / "datasets" / "multihop-rag" / "corpus.json"
+    if not corpus.exists():
+        pytest.skip("../shared/datasets/multihop-rag is not beside the checkout")
+    for i, art in enumerate(json.loads(corpus.read_text())[:n]):
+        (root / f"news-{i:03d}.txt").write_text(f"{art['title']}\n\n{art['body'][:4000]}", encoding="utf-8")
+
+
+@pytest.fixture(scope="module")
+def corpus_dir(tmp_path_factory):
+    root = tmp_path_factory.mktemp("corpus")
+    shutil.copy(SAMPLE, root / SAMPLE.name)
+    _unrelated_reports(root)
+    return root
+
+
+def _check_retrieval(pipe) -> None:
+    hits = pipe.search("who co-chaired the meeting in Moscow")
+    top = hits[0].chunk
+    assert top.source == SAMPLE.name
+    assert "co-chaired the meeting with Andrey A. Boytsov" in top.text
+    doc = pipe.document(SAMPLE.name)
+    assert doc.text[top.start : top.end] == top.text
+    plant = pipe.search("Which plant in Saint Petersburg did Sanjeev Kumar visit?")
+    assert plant[0].chunk.source == SAMPLE.name and "UEC-Klimov" in plant[0].chunk.text
+
+
+def test_sample_passage_first_among_unrelated(settings, embedder, corpus_dir):
+    pipe = build_pipeline(settings, embedder=embedder)
+    pipe.ingest([corpus_dir])
+    _check_retrieval(pipe)
+
+
+def test_repeated_paragraph_takes_one_slot(settings, embedder, corpus_dir):
+    pipe = build_pipeline(settings, embedder=embedder)
+    pipe.ingest([corpus_dir])
+    hits = pipe.search("strategic discussions localisation of critical manufacturing processes", top_k=5)
+    with_para = [h for h in hits if REPEATED in fold(h.chunk.text)]
+    assert len(with_para) == 1, [h.chunk.text[:80] for h in with_para]
+
+
+def test_bm25_and_dense_alone_are_available(settings, embedder, corpus_dir):
+    pipe = build_pipeline(settings, embedder=embedder)
+    pipe.ingest([corpus_dir])
+    for method in ("bm25", "dense"):
+        hits = pipe.search("Sanjeev Kumar Andrey Boytsov co-chaired", method=method)
+        assert hits and hits[0].chunk.source == SAMPLE.name
+        assert (hits[0].dense_rank is None) == (method == "bm25")
+
+
+@pytest.mark.server
+def test_server_mode(chroma_server, embedder, corpus_dir, tmp_path):
+    host, port = chroma_server
+    settings = Settings(store=tmp_path / "unused", chroma_host=host, chroma_port=port, collection="srvtest")
+    pipe = build_pipeline(settings, embedder=embedder)
+    report = pipe.ingest([corpus_dir])
+    assert report.ok
+    again = pipe.ingest([corpus_dir])
+    assert not again.added and not again.updated
+    _check_retrieval(pipe)
+    assert not (tmp_path / "unused").exists(), "server mode must not create the local store folder"
+    # A second client (another process would see the same) reads what the first wrote.
+    other = build_pipeline(settings, embedder=embedder)
+    assert SAMPLE.name in {s.source for s in other.sources()}
+    for s in other.sources():
+        other.forget(s.source)
+    assert other.store.count_chunks() == 0
+
+
+def test_unreachable_server_is_a_clear_error(embedder, tmp_path):
+    import socket
+
+    from rag.errors import StoreError
+
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    with pytest.raises(StoreError) as err:
+        build_pipeline(Settings(chroma_host="127.0.0.1", chroma_port=port), embedder=embedder)
+    assert f"127.0.0.1:{port}" in str(err.value) and "chroma run" in str(err.value)
