@@ -15,8 +15,9 @@ import logging
 import math
 import tempfile
 import threading
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import streamlit as st
 
@@ -88,11 +89,16 @@ def _guard(action: Callable[[], Any]) -> Any:
     try:
         return action()
     except RagError as exc:
-        st.error(ui.md_escape(str(exc)), icon="\u26a0\ufe0f")
-    except Exception as exc:  # noqa: BLE001 - a bug must not show the user a traceback
+        st.error(ui.md_escape(str(exc)), icon=":material/error:")
+    except Exception as exc:
         log.exception("unexpected error in the page")
-        st.error(ui.md_escape(f"Something went wrong ({type(exc).__name__}: {exc}). This is a bug in Dossier; "
-                              "the details are in the server log."), icon="\u26a0\ufe0f")
+        st.error(
+            ui.md_escape(
+                f"Something went wrong ({type(exc).__name__}: {exc}). This is a bug in Dossier; "
+                "the details are in the server log."
+            ),
+            icon=":material/error:",
+        )
     return None
 
 
@@ -106,8 +112,8 @@ def _progress_bar(label: str) -> tuple[Any, Callable[[int, int, str], None]]:
 
 
 def _source_label(infos: list) -> Callable[[str], str]:
-    titles = {i.source: i.title for i in infos}
-    return lambda s: f"{titles.get(s, s)} ({s})" if titles.get(s) and titles[s] != s else s
+    titles = {i.source: ui.shorten(i.title, 60) for i in infos}
+    return lambda s: f"{titles[s]} ({s})" if titles.get(s) and titles[s] != s else s
 
 
 def _date_range(infos: list, prefix: str) -> tuple[Any, Any]:
@@ -121,24 +127,32 @@ def _date_range(infos: list, prefix: str) -> tuple[Any, Any]:
     first, last = ui.iso_to_date(lo), ui.iso_to_date(hi)
     if first is None or last is None:
         return None, None
-    picked = st.date_input("Published between", value=(first, last), key=f"{prefix}_dates")
-    picked = tuple(picked) if isinstance(picked, (tuple, list)) else (picked,)
+    value = st.date_input("Published between", value=(first, last), key=f"{prefix}_dates")
+    # While the user is picking, the widget holds one date.
+    picked = list(value) if isinstance(value, (tuple, list)) else [value]
     st.caption("Reports without a date are left out while a date range is set.")
     return (picked[0] if picked else None), (picked[1] if len(picked) > 1 else None)
 
 
-def _show_span(fp: str, settings: Settings, source: str, doc_id: str, start: int, end: int, quote: str,
-               key: str) -> None:
+def _show_span(
+    fp: str, settings: Settings, source: str, doc_id: str, start: int, end: int, quote: str, key: str
+) -> None:
     """The cited report with the span highlighted (escaped HTML; our own <mark> only)."""
     doc = _document(fp, source, doc_id, settings)
     if doc is None:
         st.caption("This report was changed or removed after the answer was given; the quoted text was:")
         st.markdown(ui.md_escape(quote))
         return
-    st.caption(ui.md_escape(f"{doc.title} \u00b7 {doc.source} \u00b7 {doc.date or 'undated'} "
-                            f"\u00b7 characters {start}\u2013{end}"))
+    st.caption(
+        ui.md_escape(
+            f"{doc.title} \u00b7 {doc.source} \u00b7 {doc.date or 'undated'} "
+            f"\u00b7 characters {start}\u2013{end}"
+        )
+    )
     whole = st.toggle("Show the whole report", key=f"whole_{key}")
-    st.markdown(ui.highlight_html(doc.text, start, end, context=None if whole else 400), unsafe_allow_html=True)
+    st.markdown(
+        ui.highlight_html(doc.text, start, end, context=None if whole else 400), unsafe_allow_html=True
+    )
 
 
 def _citations(fp: str, settings: Settings, citations: list, key: str) -> None:
@@ -150,8 +164,10 @@ def _citations(fp: str, settings: Settings, citations: list, key: str) -> None:
 def _flagged(sentences: list) -> None:
     bad = ui.unsupported_sentences(sentences)
     if bad:
-        lines = [f"- Sentence {i}: \u201c{ui.md_escape(text)}\u201d \u2014 {ui.md_escape('; '.join(problems))}"
-                 for i, text, problems in bad]
+        lines = [
+            f"- Sentence {i}: \u201c{ui.md_escape(text)}\u201d \u2014 {ui.md_escape('; '.join(problems))}"
+            for i, text, problems in bad
+        ]
         st.warning("\u26a0 Not supported by the cited passages:\n" + "\n".join(lines))
 
 
@@ -166,11 +182,17 @@ def sidebar(status: dict, infos: list) -> Filters:
         headline, explanation = ui.mode_lines(status)
         box = st.info if status.get("mode") != "llm" else st.success
         box(f"**{ui.md_escape(headline)}**  \n{ui.md_escape(explanation)}")
+        size = ", ".join(
+            [
+                ui.plural(status.get("reports"), "report"),
+                ui.plural(status.get("chunks"), "chunk"),
+                ui.human_bytes(status.get("store_bytes")),
+            ]
+        )
         rows = [
             f"**Embedder:** {ui.md_escape(str(status.get('embedder')))} ({status.get('dimension')} dimensions)",
             f"**Store:** {ui.md_escape(str(status.get('store')))}",
-            f"**Size:** {ui.plural(status.get('reports', 0), 'report')}, {ui.plural(status.get('chunks', 0), 'chunk')}, "
-            f"{ui.human_bytes(status.get('store_bytes'))}",
+            f"**Size:** {size}",
         ]
         if status.get("mode") == "llm":
             rows.insert(0, f"**Endpoint:** {ui.md_escape(str(status.get('llm_endpoint')))}")
@@ -180,8 +202,9 @@ def sidebar(status: dict, infos: list) -> Filters:
         names = [i.source for i in infos]
         if "flt_sources" in st.session_state:  # a forgotten report cannot stay selected
             st.session_state["flt_sources"] = [s for s in st.session_state["flt_sources"] if s in names]
-        chosen = st.multiselect("Reports", names, key="flt_sources", format_func=_source_label(infos),
-                                placeholder="All reports")
+        chosen = st.multiselect(
+            "Reports", names, key="flt_sources", format_func=_source_label(infos), placeholder="All reports"
+        )
         date_from, date_to = _date_range(infos, "flt")
         filters = ui.make_filters(chosen, date_from, date_to)
         st.caption(ui.md_escape(f"Questions search {filters.describe()}."))
@@ -192,28 +215,34 @@ def sidebar(status: dict, infos: list) -> Filters:
 
 
 def _render_answer(answer: Any, fp: str, settings: Settings, key: str) -> None:
+    llm_configured = settings.llm_enabled
     if answer.notice:
         st.caption(ui.md_escape(f"\u2139 {answer.notice}"))
     if answer.standalone_question and answer.standalone_question.strip() != answer.question.strip():
         st.caption(ui.md_escape(f"Understood as: {answer.standalone_question}"))
     if answer.abstained:
-        st.warning(ui.md_escape(answer.answer), icon="\U0001f50e")
-        if answer.searched:
+        st.warning(ui.md_escape(answer.answer), icon=":material/search_off:")
+        if answer.searched and answer.searched not in answer.answer:
             st.caption(ui.md_escape(f"Searched: {answer.searched}"))
         if answer.passages:
             st.markdown("**Closest passages** (they do not answer the question):")
             for n, hit in enumerate(answer.passages[:3], 1):
                 ch = hit.chunk
-                label = ui.md_escape(f"Passage {n}: {ui.shorten(ch.title or ch.source, 70)} \u2014 {ch.source} \u00b7 "
-                                     f"{ch.date or 'undated'}")
+                label = ui.md_escape(
+                    f"Passage {n}: {ui.shorten(ch.title or ch.source, 70)} \u2014 {ch.source} \u00b7 "
+                    f"{ch.date or 'undated'}"
+                )
                 with st.expander(label, key=f"near_{key}_{n}"):
-                    _show_span(fp, settings, ch.source, ch.doc_id, ch.start, ch.end, ch.text, key=f"{key}_p{n}")
+                    _show_span(
+                        fp, settings, ch.source, ch.doc_id, ch.start, ch.end, ch.text, key=f"{key}_p{n}"
+                    )
         return
     st.markdown(ui.answer_markdown(answer))
     _flagged(answer.sentences)
     _citations(fp, settings, answer.citations, key)
     if answer.mode == "extractive":
-        st.caption("Extractive answer: sentences quoted from the reports (no LLM configured).")
+        why = "the LLM answer was not available" if llm_configured else "no LLM is configured"
+        st.caption(f"Extractive answer: sentences quoted from the reports ({why}).")
 
 
 def _answer(pipe: Any, question: str, history: list[dict], filters: Filters) -> Any:
@@ -251,7 +280,7 @@ def ask_page(pipe: Any, fp: str, settings: Settings, filters: Filters, infos: li
         for i, msg in enumerate(messages):
             with st.chat_message(msg["role"]):
                 if msg.get("error"):
-                    st.error(ui.md_escape(msg["error"]), icon="\u26a0\ufe0f")
+                    st.error(ui.md_escape(msg["error"]), icon=":material/error:")
                 elif msg.get("answer") is not None:
                     _render_answer(msg["answer"], fp, settings, key=str(i))
                 else:
@@ -267,9 +296,15 @@ def ask_page(pipe: Any, fp: str, settings: Settings, filters: Filters, infos: li
         with st.chat_message("assistant"):
             try:
                 answer = _answer(pipe, question, history, filters)
-            except RagError as exc:
-                messages.append({"role": "assistant", "content": "", "error": str(exc)})
-                st.error(ui.md_escape(str(exc)), icon="\u26a0\ufe0f")
+            except Exception as exc:  # a RagError says what to do; anything else is a bug, logged
+                if not isinstance(exc, RagError):
+                    log.exception("unexpected error while answering")
+                text = (
+                    str(exc) if isinstance(exc, RagError) else f"Something went wrong ({type(exc).__name__}: "
+                )
+                text += "" if isinstance(exc, RagError) else f"{exc}). This is a bug in Dossier."
+                messages.append({"role": "assistant", "content": "", "error": text})
+                st.error(ui.md_escape(text), icon=":material/error:")
                 return
             messages.append({"role": "assistant", "content": answer.answer, "answer": answer})
             _render_answer(answer, fp, settings, key=str(len(messages) - 1))
@@ -280,9 +315,11 @@ def ask_page(pipe: Any, fp: str, settings: Settings, filters: Filters, infos: li
 
 def _make_brief(pipe: Any, filters: Filters, words: int) -> dict:
     bar, update = _progress_bar("Summarising\u2026")
-    brief = pipe.brief(filters, words=words, progress=update)
-    summary = pipe.summary(filters, progress=update)
-    bar.empty()
+    try:
+        brief = pipe.brief(filters, words=words, progress=update)
+        summary = pipe.summary(filters, progress=update)
+    finally:
+        bar.empty()
     return {"brief": brief, "summary": summary, "scope": filters.describe()}
 
 
@@ -291,7 +328,9 @@ def _brief_exports(result: dict) -> tuple[str, str]:
 
     brief, summary = result["brief"], result["summary"]
     md = brief.to_markdown() + "\n\n" + summary_to_markdown(summary)
-    data = json.dumps({"brief": brief.to_dict(), "summary": summary}, ensure_ascii=False, indent=2, default=str)
+    data = json.dumps(
+        {"brief": brief.to_dict(), "summary": summary}, ensure_ascii=False, indent=2, default=str
+    )
     return md, data
 
 
@@ -300,11 +339,13 @@ def brief_page(pipe: Any, fp: str, settings: Settings, infos: list) -> None:
     names = [i.source for i in infos]
     left, right = st.columns([3, 1])
     with left:
-        chosen = st.multiselect("Reports", names, key="brief_sources", format_func=_source_label(infos),
-                                placeholder="All reports")
+        chosen = st.multiselect(
+            "Reports", names, key="brief_sources", format_func=_source_label(infos), placeholder="All reports"
+        )
         date_from, date_to = _date_range(infos, "brief")
-    words = right.number_input("Word limit", min_value=30, max_value=600, value=int(settings.brief_words),
-                               step=10, key="brief_words")
+    words = right.number_input(
+        "Word limit", min_value=30, max_value=600, value=int(settings.brief_words), step=10, key="brief_words"
+    )
     if st.button("Generate brief", key="brief_go", type="primary", disabled=not infos):
         filters = ui.make_filters(chosen, date_from, date_to)
         result = _guard(lambda: _make_brief(pipe, filters, int(words)))
@@ -312,8 +353,15 @@ def brief_page(pipe: Any, fp: str, settings: Settings, infos: list) -> None:
             st.session_state["brief_result"] = result
     result = st.session_state.get("brief_result")
     if not result:
-        st.caption("Choose reports (or none for all), optionally a date range, and a word limit, then generate.")
+        st.caption(
+            "Choose reports (or none for all), optionally a date range, and a word limit, then generate."
+        )
         return
+    render_brief(result, fp, settings)
+
+
+def render_brief(result: dict, fp: str, settings: Settings) -> None:
+    """The cited paragraph, the structured summary and the two downloads."""
     brief, summary = result["brief"], result["summary"]
     st.markdown(f"#### {ui.md_escape(summary.get('title') or 'Brief')}")
     st.caption(ui.md_escape(f"Covers {result['scope']} \u00b7 {brief.mode} mode"))
@@ -323,8 +371,12 @@ def brief_page(pipe: Any, fp: str, settings: Settings, infos: list) -> None:
     _flagged(brief.sentences)
     dropped = getattr(brief, "dropped", None) or []
     if dropped:
-        st.caption("Left out of the brief because the reports do not support them: " + "; ".join(
-            f"\u201c{ui.md_escape(s.text)}\u201d ({ui.md_escape('; '.join(s.problems))})" for s in dropped))
+        st.caption(
+            "Left out of the brief because the reports do not support them: "
+            + "; ".join(
+                f"\u201c{ui.md_escape(s.text)}\u201d ({ui.md_escape('; '.join(s.problems))})" for s in dropped
+            )
+        )
     _citations(fp, settings, brief.citations, key="brief")
     st.markdown("#### Structured summary")
     quotes = st.toggle("Show the quoted passages", key="brief_quotes")
@@ -332,21 +384,29 @@ def brief_page(pipe: Any, fp: str, settings: Settings, infos: list) -> None:
     if bottom:
         st.markdown(f"**Bottom line:** {ui.md_escape(bottom)}")
     sections = ui.summary_sections(summary, quotes=quotes)
-    cols = st.columns(2)
-    for n, (heading, body) in enumerate(sections):
-        with cols[n % 2]:
-            st.markdown(f"**{heading}**\n\n{body}")
-    note = ui.unfilled_note(summary)
-    if note:
-        st.caption(note)
+    for row in range(0, len(sections), 2):  # two sections per row, so rows line up
+        for col, (heading, body) in zip(st.columns(2), sections[row : row + 2]):
+            col.markdown(f"**{heading}**\n\n{body}")
     exports = _guard(lambda: _brief_exports(result))
     if exports:
         md, data = exports
         a, b, _ = st.columns([1, 1, 3])
-        a.download_button("Download Markdown", md, file_name="brief.md", mime="text/markdown", key="brief_dl_md",
-                          on_click="ignore")
-        b.download_button("Download JSON", data, file_name="brief.json", mime="application/json",
-                          key="brief_dl_json", on_click="ignore")
+        a.download_button(
+            "Download Markdown",
+            md,
+            file_name="brief.md",
+            mime="text/markdown",
+            key="brief_dl_md",
+            on_click="ignore",
+        )
+        b.download_button(
+            "Download JSON",
+            data,
+            file_name="brief.json",
+            mime="application/json",
+            key="brief_dl_json",
+            on_click="ignore",
+        )
 
 
 # --- Library ---------------------------------------------------------------------------------------------------
@@ -369,7 +429,7 @@ def _library_action(action: Callable[[], None]) -> None:
         action()
     except RagError as exc:
         _flash("error", str(exc))
-    except Exception as exc:  # noqa: BLE001 - a bug must not show the user a traceback
+    except Exception as exc:
         log.exception("unexpected error in the library")
         _flash("error", f"Something went wrong ({type(exc).__name__}: {exc}). This is a bug in Dossier.")
     _library_changed()
@@ -379,7 +439,9 @@ def _library_action(action: Callable[[], None]) -> None:
 def _do_ingest(pipe: Any, fp: str, files: list) -> None:
     bar, update = _progress_bar("Reading and indexing\u2026")
     with _write_lock(fp):
-        report = ui.ingest_uploads(pipe, [(f.name, f.getvalue()) for f in files], _upload_dir(), progress=update)
+        report = ui.ingest_uploads(
+            pipe, [(f.name, f.getvalue()) for f in files], _upload_dir(), progress=update
+        )
     bar.empty()
     for level, line in ui.ingest_summary(report):
         _flash(level, line)
@@ -389,7 +451,10 @@ def _do_ingest(pipe: Any, fp: str, files: list) -> None:
 def _do_forget(pipe: Any, fp: str, source: str) -> None:
     with _write_lock(fp):
         removed = pipe.forget(source)
-    _flash("success" if removed else "error", f"Forgot {source}." if removed else f"No stored report is named {source}.")
+    _flash(
+        "success" if removed else "error",
+        f"Forgot {source}." if removed else f"No stored report is named {source}.",
+    )
 
 
 def _do_reindex(pipe: Any, fp: str) -> None:
@@ -397,7 +462,9 @@ def _do_reindex(pipe: Any, fp: str) -> None:
     with _write_lock(fp):
         report = pipe.reindex(progress=update)
     bar.empty()
-    _flash("success", f"Re-indexed {len(report.added) + len(report.updated)} report(s), {report.chunks} chunks.")
+    _flash(
+        "success", f"Re-indexed {len(report.added) + len(report.updated)} report(s), {report.chunks} chunks."
+    )
     for e in report.rejected:
         _flash("error", f"{e.get('path')}: {e.get('reason')}")
 
@@ -406,8 +473,10 @@ def library_page(pipe: Any, fp: str, settings: Settings, infos: list, first: dic
     st.subheader("Add reports")
     limit = settings.max_file_mb
     files = st.file_uploader(
-        f"Reports: txt, md, html, pdf or docx, up to {limit:g} MB each", type=ui.UPLOAD_TYPES,
-        accept_multiple_files=True, key=f"uploader_{st.session_state.get('uploader_n', 0)}",
+        f"Reports: txt, md, html, pdf or docx, up to {limit:g} MB each",
+        type=ui.UPLOAD_TYPES,
+        accept_multiple_files=True,
+        key=f"uploader_{st.session_state.get('uploader_n', 0)}",
         max_upload_size=max(1, math.ceil(limit)),
     )
     if st.button("Add to the library", key="ingest_go", type="primary", disabled=not files):
@@ -415,25 +484,47 @@ def library_page(pipe: Any, fp: str, settings: Settings, infos: list, first: dic
     for level, text in st.session_state.pop("library_msgs", []):
         getattr(st, level)(ui.md_escape(text))
     if first and (first.get("added") or first.get("rejected")):
-        st.caption(f"First start: the sample report(s) in data/ were indexed ({len(first.get('added', []))} added).")
+        st.caption(
+            f"First start: indexed {ui.plural(len(first.get('added', [])), 'sample report')} from data/."
+        )
+        for e in first.get("rejected", []):
+            st.error(ui.md_escape(f"data/: {e.get('path')}: {e.get('reason')}"))
 
     st.subheader("Reports")
     if not infos:
         st.info("No reports yet. Add some above.")
     else:
-        st.dataframe(ui.sources_table(infos), hide_index=True, key="library_table",
-                     column_config={"Chunks": st.column_config.NumberColumn(format="%d")})
+        st.dataframe(
+            ui.sources_table(infos),
+            hide_index=True,
+            key="library_table",
+            column_config={"Chunks": st.column_config.NumberColumn(format="%d")},
+        )
     left, mid, right = st.columns([3, 1, 1], vertical_alignment="bottom")
     with left:
-        victim = st.selectbox("Forget a report", [i.source for i in infos], index=None, key="forget_source",
-                              format_func=_source_label(infos), placeholder="Choose a report")
-    if mid.button("Forget", key="forget_go", disabled=victim is None):
-        _library_action(lambda: _do_forget(pipe, fp, victim))
-    if right.button("Re-index all", key="reindex_go", disabled=not infos,
-                    help="Re-chunk and re-embed every stored report with the configured embedder."):
+        victim = st.selectbox(
+            "Forget a report",
+            [i.source for i in infos],
+            index=None,
+            key="forget_source",
+            format_func=_source_label(infos),
+            placeholder="Choose a report",
+        )
+    if mid.button("Forget", key="forget_go", disabled=victim is None) and victim is not None:
+        _library_action(lambda: _do_forget(pipe, fp, str(victim)))
+    if right.button(
+        "Re-index all",
+        key="reindex_go",
+        disabled=not infos,
+        help="Re-chunk and re-embed every stored report with the configured embedder.",
+    ):
         _library_action(lambda: _do_reindex(pipe, fp))
-    if st.button("Refresh", key="library_refresh", type="tertiary",
-                 help="Re-read the store (e.g. after `rag ingest` in a terminal)."):
+    if st.button(
+        "Refresh",
+        key="library_refresh",
+        type="tertiary",
+        help="Re-read the store (e.g. after `rag ingest` in a terminal).",
+    ):
         _library_changed()
         st.rerun()
 
@@ -461,9 +552,12 @@ def evaluate_page(settings: Settings) -> None:
         st.warning("The evaluation harness is not installed (rag.evaluation.cli). Use `rag eval` once it is.")
         return
     out_dir = _eval_dir(settings)
-    st.caption("The fast suite indexes its own corpora into separate evaluation stores next to yours; "
-               "your library is not touched.")
+    st.caption(
+        "The fast suite indexes its own corpora into separate evaluation stores next to yours; "
+        "your library is not touched."
+    )
     if st.button("Run the fast evaluation", key="eval_go", type="primary"):
+
         def run() -> dict:
             bar, update = _progress_bar("Evaluating\u2026")
             result = harness.run_fast(settings, out_dir, progress=lambda *a: update(*ui.progress_args(*a)))
@@ -483,48 +577,85 @@ def evaluate_page(settings: Settings) -> None:
 
 
 def render_scores(scored: dict, out_dir: Path) -> None:
-    """Headline metrics with baselines and anchors, plots and the per-question table."""
+    """Headline metrics against baselines and anchors, plots and the per-question table, one part at a time."""
     run = scored.get("run") or {}
-    st.caption(ui.md_escape(f"Run {run.get('id', '?')} \u00b7 {run.get('created', '')} \u00b7 "
-                            f"dataset {run.get('dataset', '?')}"))
-    rows = ui.headline_metrics(scored)
-    for start in range(0, len(rows), 4):
-        for col, row in zip(st.columns(4), rows[start:start + 4]):
+    st.caption(
+        ui.md_escape(
+            f"Suite {run.get('suite', run.get('dataset', '?'))} \u00b7 started "
+            f"{run.get('started', run.get('created', '?'))} \u00b7 commit {run.get('commit', '?')}"
+        )
+    )
+    parts = ui.eval_parts(scored)
+    part = (
+        st.selectbox("Part of the suite", parts, key="eval_part", format_func=lambda p: p or "all")
+        if len(parts) > 1
+        else (parts[0] if parts else "")
+    )
+    rows = ui.metric_rows(scored, part, headline=True)
+    for start in range(0, len(rows), 5):
+        for col, row in zip(st.columns(5), rows[start : start + 5]):
             delta = None if row["delta"] is None else f"{row['delta']:+.3f} vs {row['baseline']}"
-            col.metric(row["name"], ui.fmt_num(row["value"]), delta=delta, help=row["help"])
-    baselines, anchors = ui.baseline_rows(scored), ui.anchor_rows(scored)
-    if baselines or anchors:
-        a, b = st.columns(2)
-        if baselines:
-            a.markdown("**Baselines**")
-            a.dataframe(baselines, hide_index=True, key="eval_baselines")
-        if anchors:
-            b.markdown("**Anchors** (published numbers we reproduce)")
-            b.dataframe(anchors, hide_index=True, key="eval_anchors")
+            col.metric(
+                row["name"],
+                ui.fmt_num(row["value"]),
+                delta=delta,
+                help=row["help"],
+                delta_color="inverse" if row["name"].startswith("latency") else "normal",
+            )
+    anchors = ui.anchor_rows(scored, part)
+    if anchors:
+        st.markdown("**Anchors**: our number next to the published number it should reproduce")
+        st.dataframe(anchors, hide_index=True, key="eval_anchors")
+    with st.expander("Every metric of this part, with confidence intervals and baselines", key="eval_all"):
+        st.dataframe(
+            ui.metric_table(ui.metric_rows(scored, part, headline=False)), hide_index=True, key="eval_metrics"
+        )
+    _score_charts(scored, part)
+    questions = ui.question_rows(scored.get("questions") or [], part)
+    if questions:
+        st.markdown(f"**Questions** ({len(questions)})")
+        st.dataframe(questions, hide_index=True, key="eval_questions")
+    files = [
+        (name, mime)
+        for name, mime in (
+            ("report.html", "text/html"),
+            ("report.md", "text/markdown"),
+            ("scores.json", "application/json"),
+        )
+        if (out_dir / name).is_file()
+    ]
+    for col, (name, mime) in zip(st.columns(len(files) + 2), files):
+        col.download_button(
+            f"Download {name}",
+            (out_dir / name).read_bytes(),
+            file_name=name,
+            mime=mime,
+            key=f"eval_dl_{name}",
+            on_click="ignore",
+        )
+
+
+def _score_charts(scored: dict, part: str) -> None:
+    """Retrieval by k, metrics by question type, and the latency histogram."""
     charts = st.columns(3)
-    if scored.get("by_k"):
+    by_k = ui.by_k_columns(scored.get("by_k") or {}, part)
+    if by_k:
         with charts[0]:
-            st.markdown("**By k**")
-            st.line_chart(ui.by_k_columns(scored["by_k"]), x="k")
-    if scored.get("by_type"):
+            st.markdown("**Retrieval by k**")
+            st.line_chart(by_k, x="k")
+    by_type = ui.by_type_columns(scored.get("by_type") or {}, part, metrics=ui.HEADLINE)
+    if by_type:
         with charts[1]:
             st.markdown("**By question type**")
-            st.bar_chart(ui.by_type_columns(scored["by_type"]), x="type", stack=False)
+            st.bar_chart(by_type, x="type", stack=False)
     if scored.get("latency"):
         with charts[2]:
             lat = scored["latency"]
-            st.markdown(f"**Latency** (p50 {ui.fmt_num(ui.percentile(lat, 50), 2)} s, "
-                        f"p95 {ui.fmt_num(ui.percentile(lat, 95), 2)} s)")
+            st.markdown(
+                f"**Latency, all questions** (p50 {ui.fmt_num(ui.percentile(lat, 50), 2)} s, "
+                f"p95 {ui.fmt_num(ui.percentile(lat, 95), 2)} s)"
+            )
             st.bar_chart(ui.latency_columns(lat), x="seconds", y="questions")
-    questions = scored.get("questions") or []
-    if questions:
-        st.markdown(f"**Questions** ({len(questions)})")
-        st.dataframe(ui.question_rows(questions), hide_index=True, key="eval_questions")
-    files = [(name, mime) for name, mime in (("report.html", "text/html"), ("report.md", "text/markdown"),
-                                             ("scores.json", "application/json")) if (out_dir / name).is_file()]
-    for col, (name, mime) in zip(st.columns(max(len(files), 1) + 2), files):
-        col.download_button(f"Download {name}", (out_dir / name).read_bytes(), file_name=name, mime=mime,
-                            key=f"eval_dl_{name}", on_click="ignore")
 
 
 # --- the page --------------------------------------------------------------------------------------------------
@@ -535,7 +666,7 @@ def _open_pipeline(settings: Settings, fp: str) -> Any:
     try:
         return _pipeline(fp, settings)
     except EmbedderMismatchError as exc:
-        st.error(ui.md_escape(str(exc)), icon="\u26a0\ufe0f")
+        st.error(ui.md_escape(str(exc)), icon=":material/error:")
         if st.button("Rebuild the store for the configured embedder", key="mismatch_reindex", type="primary"):
             from rag.pipeline import build_pipeline
 
@@ -544,11 +675,16 @@ def _open_pipeline(settings: Settings, fp: str) -> Any:
                 st.cache_data.clear()
                 st.rerun()
     except RagError as exc:
-        st.error(ui.md_escape(str(exc)), icon="\u26a0\ufe0f")
-    except Exception as exc:  # noqa: BLE001 - a broken install must not show the user a traceback
+        st.error(ui.md_escape(str(exc)), icon=":material/error:")
+    except Exception as exc:
         log.exception("cannot build the pipeline")
-        st.error(ui.md_escape(f"Dossier could not start ({type(exc).__name__}: {exc}). Check the installation "
-                              "(bash scripts/setup); the details are in the server log."), icon="\u26a0\ufe0f")
+        st.error(
+            ui.md_escape(
+                f"Dossier could not start ({type(exc).__name__}: {exc}). Check the installation "
+                "(bash scripts/setup); the details are in the server log."
+            ),
+            icon=":material/error:",
+        )
     st.stop()
 
 
@@ -557,7 +693,7 @@ def main() -> None:
     try:
         settings = Settings.from_env()
     except RagError as exc:
-        st.error(ui.md_escape(str(exc)), icon="\u26a0\ufe0f")
+        st.error(ui.md_escape(str(exc)), icon=":material/error:")
         st.stop()
     fp = settings.fingerprint()
     pipe = _open_pipeline(settings, fp)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import sys
 from pathlib import Path
 from typing import Any, Callable
@@ -224,6 +225,8 @@ COMMANDS = {
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the `rag` console script."""
     args = build_parser().parse_args(argv)
+    # pypdf prints repair warnings for damaged files; ingest reports per-file problems itself.
+    logging.getLogger("pypdf").setLevel(logging.ERROR)
     try:
         return COMMANDS[args.command](args)
     except RagError as exc:

@@ -155,7 +155,7 @@ def publication_date(text: str, meta: Mapping[str, str] | None = None) -> tuple[
     iso, yearless = _dateline(text)
     if iso:
         return iso, "dateline"
-    for start, _end, value, _surface in find_dates(text[:TOP_CHARS]):
+    for _start, _end, value, _surface in find_dates(text[:TOP_CHARS]):
         if is_full(value):
             return value, "date near the top"
     if yearless:

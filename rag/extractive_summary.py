@@ -16,8 +16,9 @@ set only (see ``bench/brief_rouge.py``).
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Protocol, Sequence
+from typing import Protocol
 
 import numpy as np
 
@@ -70,7 +71,8 @@ _LEADING_JUNK = re.compile(
     r"^(?:"
     r"[^()\n]{0,40}\(\s*(?:cnn|reuters|ap|afp|the hollywood reporter|ew\.com|cnn\.com)\s*\)\s*(?:--|-|:)?\s*"
     r"|(?:by\s*\.\s*)?[a-z .'-]{0,40}\bdaily mail reporter\s*\.?\s*"
-    r"|(?:published|updated|last updated(?: at)?)\s*:?\s*\.?\s*[\d:]{3,5}\s*(?:est|gmt|bst|edt)?,?\s*\d{1,2}\s+\w+\s+\d{4}\s*\.?\s*\|?\s*\.?\s*"
+    r"|(?:published|updated|last updated(?: at)?)\s*:?\s*\.?\s*[\d:]{3,5}\s*(?:est|gmt|bst|edt)?,?"
+    r"\s*\d{1,2}\s+\w+\s+\d{4}\s*\.?\s*\|?\s*\.?\s*"
     r"|by\s*\.\s*[a-z .'-]{0,40}\.\s*(?=\S)"
     r")",
     re.IGNORECASE,
@@ -79,19 +81,24 @@ _LEADING_JUNK = re.compile(
 _JUNK_SENTENCE = re.compile(
     r"scroll down for (?:video|videos)|click here|warning\s*:\s*graphic content|contributed to this report"
     r"|^\W*(?:by|published|updated|last updated)\b[^a-z]*$|reported from|wrote (?:this story )?from"
-    r"|^\W*\d{1,2}:\d{2}\s*(?:[ap]\.?m\.?\s*)?(?:est|edt|gmt|bst|cet|et|pt)?\b[\w ,]{0,30}\d{4}\W*$"  # a timestamp
+    r"|^\W*\d{1,2}:\d{2}\s*(?:[ap]\.?m\.?\s*)?(?:est|edt|gmt|bst|cet|et|pt)?\b[\w ,]{0,30}\d{4}\W*$"
     r"|follow (?:us|him|her|me) on twitter|read more\s*:|^\W*(?:video|photos?)\s*:",
     re.IGNORECASE,
 )
 _INLINE_BREAK = re.compile(r"(?i:scroll down for videos?)\s*\.?")  # glued to the next sentence in raw pages
-# Photo captions: "Uproar: A petition ..." (cased) or "hunt : there is ..." (tokenised), a short label and a colon.
-_CAPTION = re.compile(r"^(?:[A-Z][a-z'\u2019]+(?: [a-z'\u2019]+){0,2}:\s+[A-Z'\"\u2018\u201c]|[a-z'\u2019]+(?: [a-z'\u2019]+){0,2} : )")
+# Photo captions: a short label and a colon, "Uproar: A petition ..." or (tokenised) "hunt : there is ...".
+_CAPTION = re.compile(
+    r"^(?:[A-Z][a-z'\u2019]+(?: [a-z'\u2019]+){0,2}:\s+[A-Z'\"\u2018\u201c]"
+    r"|[a-z'\u2019]+(?: [a-z'\u2019]+){0,2} : )"
+)
 _QUESTION = re.compile(r"\?[\"'\u201d\u2019)]*$")  # a brief states; a question from the report does not
 _QUOTE_START = re.compile(r"\s*[\"'`\u2018\u201c]")
 _TOKENISED_STOP = re.compile(r"(?<=\s[.!?])\s+(?=\S)")  # "word . next" in PTB-tokenised text
 
 
-_SPEECH = frozenset("said says added adds told explained wrote writes stated continued insisted warned claimed".split())
+_SPEECH = frozenset(
+    "said says added adds told explained wrote writes stated continued insisted warned claimed".split()
+)
 
 
 def _is_caption(sentence: str) -> bool:
@@ -122,8 +129,12 @@ def _pieces(text: str, start: int, end: int, tokenised: bool) -> list[tuple[int,
     return spans
 
 
-def _tidy(text: str, a: int, b: int) -> tuple[int, int] | None:
-    """Trim leading boilerplate and whitespace from a span; None when nothing newsworthy is left."""
+def _tidy(text: str, a: int, b: int, *, first: bool = False) -> tuple[int, int] | None:
+    """Trim leading boilerplate and whitespace from a span; None when nothing newsworthy is left.
+
+    A "Label: text" opening the report is a dateline or a lead caption: the label is cut.
+    Later on it is a photo caption and the whole span is dropped.
+    """
     while a < b and text[a].isspace():
         a += 1
     while b > a and text[b - 1].isspace():
@@ -135,6 +146,10 @@ def _tidy(text: str, a: int, b: int) -> tuple[int, int] | None:
         a = m.end()
     while a < b and text[a] in " \t\n|.:-":
         a += 1
+    if first and _is_caption(text[a:b]):
+        a = text.index(":", a) + 1
+        while a < b and text[a].isspace():
+            a += 1
     if b <= a or _JUNK_SENTENCE.search(text[a:b]) or _is_caption(text[a:b]) or _QUESTION.search(text[a:b]):
         return None
     return a, b
@@ -146,7 +161,7 @@ def candidate_sentences(text: str, *, doc: int = 0, min_words: int = 4) -> list[
     out: list[Candidate] = []
     for sent in split_sentences(text):
         for a, b in _pieces(text, sent.start, sent.end, tokenised):
-            span = _tidy(text, a, b)
+            span = _tidy(text, a, b, first=not out)
             if span is None or word_count(text[span[0] : span[1]]) < min_words:
                 continue
             out.append(Candidate(doc, len(out), span[0], span[1], text[span[0] : span[1]]))
@@ -172,7 +187,9 @@ def directed_centrality(sim: np.ndarray, params: ExtractiveParams) -> np.ndarray
     return (score - score.min()) / span if span > 0 else np.zeros(n)
 
 
-def score_document(vectors: np.ndarray, params: ExtractiveParams, quotes: np.ndarray | None = None) -> np.ndarray:
+def score_document(
+    vectors: np.ndarray, params: ExtractiveParams, quotes: np.ndarray | None = None
+) -> np.ndarray:
     """Score one document's sentences: centrality + position prior + similarity to the lead and centroid."""
     n = vectors.shape[0]
     if n == 0:
@@ -205,7 +222,9 @@ def score_candidates(cands: Sequence[Candidate], vectors: np.ndarray, params: Ex
 # --- selection -------------------------------------------------------------------
 
 
-def _repeats(i: int, chosen: list[int], cands: Sequence[Candidate], vectors: np.ndarray, limit: float) -> bool:
+def _repeats(
+    i: int, chosen: list[int], cands: Sequence[Candidate], vectors: np.ndarray, limit: float
+) -> bool:
     """True when candidate ``i`` says what a chosen one already says (embedding or word-shingle overlap)."""
     if not chosen:
         return False
@@ -216,7 +235,11 @@ def _repeats(i: int, chosen: list[int], cands: Sequence[Candidate], vectors: np.
 
 
 def select(
-    cands: Sequence[Candidate], scores: np.ndarray, vectors: np.ndarray, max_words: int, params: ExtractiveParams
+    cands: Sequence[Candidate],
+    scores: np.ndarray,
+    vectors: np.ndarray,
+    max_words: int,
+    params: ExtractiveParams,
 ) -> list[int]:
     """Greedy pick by score within ``max_words``, skipping repeats; indices in document order."""
     chosen: list[int] = []
@@ -240,7 +263,15 @@ def rank(
 ) -> tuple[list[Candidate], np.ndarray, np.ndarray]:
     """Candidates of one or more texts with their scores and sentence vectors."""
     params = params or ExtractiveParams()
-    cands = [c for d, t in enumerate(texts) for c in candidate_sentences(t, doc=d, min_words=params.min_words)]
+    cands = [
+        c for d, t in enumerate(texts) for c in candidate_sentences(t, doc=d, min_words=params.min_words)
+    ]
+    if not cands:  # nothing but fragments: better a fragment than an empty brief
+        cands = [
+            Candidate(d, i, s.start, s.end, s.text)
+            for d, t in enumerate(texts)
+            for i, s in enumerate(split_sentences(t))
+        ]
     if not cands:
         return [], np.zeros(0), np.zeros((0, 0), dtype=np.float32)
     vectors = np.asarray(embedder.embed([c.text for c in cands]), dtype=np.float32)
@@ -248,7 +279,11 @@ def rank(
 
 
 def summarize(
-    texts: Sequence[str], embedder: SentenceEmbedder, *, max_words: int, params: ExtractiveParams | None = None
+    texts: Sequence[str],
+    embedder: SentenceEmbedder,
+    *,
+    max_words: int,
+    params: ExtractiveParams | None = None,
 ) -> list[Candidate]:
     """The extractive summary of one or more texts: picked sentences in document order."""
     params = params or ExtractiveParams()
@@ -257,7 +292,7 @@ def summarize(
 
 
 def trim_to_words(cand: Candidate, limit: int) -> tuple[Candidate, str]:
-    """``cand`` cut to ``limit`` words at the last clause boundary (",;:" or a dash), else at a word; and how."""
+    """``cand`` cut to ``limit`` words at the last clause boundary (",;:" or dash) or a word; and how."""
     for m in reversed(list(re.finditer(r"[,;:\u2013\u2014]|\s-\s", cand.text))):
         if 0 < word_count(cand.text[: m.start()]) <= limit:
             text, how = cand.text[: m.start()].rstrip(), "a clause boundary"
@@ -269,7 +304,11 @@ def trim_to_words(cand: Candidate, limit: int) -> tuple[Candidate, str]:
 
 
 def brief_candidates(
-    cands: Sequence[Candidate], scores: np.ndarray, vectors: np.ndarray, max_words: int, params: ExtractiveParams
+    cands: Sequence[Candidate],
+    scores: np.ndarray,
+    vectors: np.ndarray,
+    max_words: int,
+    params: ExtractiveParams,
 ) -> tuple[list[Candidate], str | None]:
     """The brief's sentences, and how the top one was trimmed (None when whole sentences fit).
 

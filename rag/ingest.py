@@ -87,7 +87,8 @@ def _write_groups(todo, store, embedder, chunker, paths, report: IngestReport, p
 
     The embedder (onnxruntime releases the GIL) runs in one worker thread; chunking the next group and
     writing the previous one to Chroma happen meanwhile in this thread, so an ingest takes about as
-    long as embedding alone. At most two groups are in memory.
+    long as embedding alone. At most three groups are in memory (one embedding, one queued, one being
+    chunked); each report is still committed only after all of its chunks are stored.
     """
     total, done = len(todo), 0
     group: list[tuple[Document, list[Chunk], str]] = []
@@ -100,7 +101,8 @@ def _write_groups(todo, store, embedder, chunker, paths, report: IngestReport, p
         if progress:
             progress(done, total, item[0][-1][0].source)
 
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="dossier-embed") as pool:
+    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="dossier-embed")
+    try:
         for i, (doc, kind) in enumerate(todo):
             chunks = chunker.split(doc)
             if chunks:
@@ -116,6 +118,8 @@ def _write_groups(todo, store, embedder, chunker, paths, report: IngestReport, p
                 inflight, group = (group, future), []
         if inflight is not None:
             finish(inflight)
+    finally:  # on an error, do not embed groups that will never be written
+        pool.shutdown(wait=True, cancel_futures=True)
 
 
 def _write_group(group, future: Future, store: Store, paths, report: IngestReport) -> None:

@@ -25,7 +25,7 @@ _SPECIAL_RE = re.compile("[" + re.escape("".join(_FOLD_SPECIAL)) + "]")
 _STEMS: dict[str, str] = {}
 
 
-def _folded_words(text: str) -> list[str]:
+def folded_words(text: str) -> list[str]:
     """``words(fold(text))``, computed with C-level string operations where that is exact."""
     if "\u0130" in text or "\u03a3" in text:
         return words(fold(text))
@@ -49,7 +49,7 @@ def lexical_tokens(text: str) -> list[str]:
     faster (tokenising is most of the cost of building the index): folding runs as C string
     operations and stems are memoised.
     """
-    return [_stem(w) for w in _folded_words(text) if w not in STOPWORDS]
+    return [_stem(w) for w in folded_words(text) if w not in STOPWORDS]
 
 
 def indexed_text(chunk: Chunk) -> str:

@@ -16,22 +16,12 @@ from pathlib import Path
 
 from rag import dates
 from rag.errors import IngestError
-from rag.readers import MB, NO_TEXT_LAYER, READERS, Extracted, Unreadable, html_text, markdown
+from rag.readers import MB, READERS, Extracted, Unreadable, html_text, markdown
+from rag.readers import NO_TEXT_LAYER as NO_TEXT_LAYER  # re-exported: callers match on it
 from rag.text import normalize
 from rag.types import Document
 
-__all__ = [
-    "MB",
-    "NO_TEXT_LAYER",
-    "LoadResult",
-    "Rejection",
-    "content_id",
-    "discover",
-    "load_file",
-    "load_paths",
-    "load_text",
-]
-FORMATS = {
+FORMATS = {  # file suffix (lower case) -> Document.format
     ".txt": "txt",
     ".text": "txt",
     ".md": "md",
@@ -161,7 +151,7 @@ def load_paths(paths: list[Path], *, max_bytes: int) -> LoadResult:
         except IngestError as e:
             result.rejected.append(Rejection(str(path), e.reason))
             continue
-        except Exception as e:  # noqa: BLE001 - a bug in one reader must not stop the batch
+        except Exception as e:  # a bug in one reader must not stop the batch
             result.rejected.append(Rejection(str(path), f"unexpected error while reading: {e!r}"))
             continue
         result.documents.append(doc)

@@ -13,9 +13,10 @@ import math
 import os
 import struct
 import tempfile
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import numpy as np
 
@@ -37,7 +38,7 @@ class BertConfig:
     layer_norm_eps: float
 
     @classmethod
-    def from_json(cls, data: Mapping[str, Any]) -> "BertConfig":
+    def from_json(cls, data: Mapping[str, Any]) -> BertConfig:
         """Read a ``config.json`` dict; refuse variants this builder does not implement."""
         if data.get("model_type", "bert") != "bert":
             raise ValueError(f"model_type {data.get('model_type')!r} is not 'bert'")
@@ -109,9 +110,12 @@ def _embeddings(g: _GraphBuilder, w: Mapping[str, np.ndarray], cfg: BertConfig) 
     # Positions 0..seq-1 are the first seq rows of the position table.
     seq = g.op("Shape", ["input_ids"], start=1, end=2)
     zero = g.const("zero_1d", np.array([0], np.int64))
-    pos = g.op("Slice", [g.const("pos_emb", _f32(w["embeddings.position_embeddings.weight"])), zero, seq, zero])
-    types = g.op("Gather", [g.const("type_emb", _f32(w["embeddings.token_type_embeddings.weight"])),
-                            "token_type_ids"])
+    pos = g.op(
+        "Slice", [g.const("pos_emb", _f32(w["embeddings.position_embeddings.weight"])), zero, seq, zero]
+    )
+    types = g.op(
+        "Gather", [g.const("type_emb", _f32(w["embeddings.token_type_embeddings.weight"])), "token_type_ids"]
+    )
     summed = g.op("Add", [g.op("Add", [words, pos]), types])
     return _layer_norm(g, w, "embeddings.LayerNorm", summed, cfg)
 
@@ -128,12 +132,15 @@ def _linear(g: _GraphBuilder, x: str, weight: np.ndarray, bias: np.ndarray, name
     return g.op("Add", [g.op("MatMul", [x, wt]), g.const(f"{name}.b", _f32(bias))])
 
 
-def _attention(g: _GraphBuilder, w: Mapping[str, np.ndarray], p: str, x: str, mask_bias: str,
-               cfg: BertConfig) -> str:
+def _attention(
+    g: _GraphBuilder, w: Mapping[str, np.ndarray], p: str, x: str, mask_bias: str, cfg: BertConfig
+) -> str:
     """Multi-head self-attention with one fused QKV projection; the 1/sqrt(d) scale is folded into Q."""
     heads, hidden = cfg.num_attention_heads, cfg.hidden_size
     scale = 1.0 / math.sqrt(hidden // heads)
-    weight = np.concatenate([_f32(w[f"{p}.query.weight"]) * scale, w[f"{p}.key.weight"], w[f"{p}.value.weight"]])
+    weight = np.concatenate(
+        [_f32(w[f"{p}.query.weight"]) * scale, w[f"{p}.key.weight"], w[f"{p}.value.weight"]]
+    )
     bias = np.concatenate([_f32(w[f"{p}.query.bias"]) * scale, w[f"{p}.key.bias"], w[f"{p}.value.bias"]])
     qkv = _linear(g, x, weight, bias, f"{p}.qkv")
     split = g.const(f"{p}.split", np.array([hidden] * 3, np.int64))
@@ -155,15 +162,30 @@ def _gelu(g: _GraphBuilder, x: str) -> str:
     return g.op("Mul", [g.op("Mul", [x, g.op("Add", [inner, one])]), half])
 
 
-def _layer(g: _GraphBuilder, w: Mapping[str, np.ndarray], i: int, x: str, mask_bias: str, cfg: BertConfig) -> str:
+def _layer(
+    g: _GraphBuilder, w: Mapping[str, np.ndarray], i: int, x: str, mask_bias: str, cfg: BertConfig
+) -> str:
     """One encoder layer: attention, add & norm, feed-forward, add & norm (post-norm BERT)."""
     p = f"encoder.layer.{i}"
     context = _attention(g, w, f"{p}.attention.self", x, mask_bias, cfg)
-    attn_out = _linear(g, context, w[f"{p}.attention.output.dense.weight"], w[f"{p}.attention.output.dense.bias"],
-                       f"{p}.attention.output.dense")
+    attn_out = _linear(
+        g,
+        context,
+        w[f"{p}.attention.output.dense.weight"],
+        w[f"{p}.attention.output.dense.bias"],
+        f"{p}.attention.output.dense",
+    )
     x = _layer_norm(g, w, f"{p}.attention.output.LayerNorm", g.op("Add", [attn_out, x]), cfg)
-    inter = _gelu(g, _linear(g, x, w[f"{p}.intermediate.dense.weight"], w[f"{p}.intermediate.dense.bias"],
-                             f"{p}.intermediate.dense"))
+    inter = _gelu(
+        g,
+        _linear(
+            g,
+            x,
+            w[f"{p}.intermediate.dense.weight"],
+            w[f"{p}.intermediate.dense.bias"],
+            f"{p}.intermediate.dense",
+        ),
+    )
     out = _linear(g, inter, w[f"{p}.output.dense.weight"], w[f"{p}.output.dense.bias"], f"{p}.output.dense")
     return _layer_norm(g, w, f"{p}.output.LayerNorm", g.op("Add", [out, x]), cfg)
 
@@ -183,8 +205,10 @@ def build_bert_onnx(weights: Mapping[str, np.ndarray], cfg: BertConfig) -> bytes
         x = _layer(g, weights, i, x, mask_bias, cfg)
     g.nodes.append(helper.make_node("Identity", [x], ["last_hidden_state"]))
     dims = ["batch", "sequence"]
-    inputs = [helper.make_tensor_value_info(n, TensorProto.INT64, dims)
-              for n in ("input_ids", "attention_mask", "token_type_ids")]
+    inputs = [
+        helper.make_tensor_value_info(n, TensorProto.INT64, dims)
+        for n in ("input_ids", "attention_mask", "token_type_ids")
+    ]
     output = helper.make_tensor_value_info("last_hidden_state", TensorProto.FLOAT, [*dims, cfg.hidden_size])
     graph = helper.make_graph(g.nodes, "bert_encoder", inputs, [output], initializer=g.inits)
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)], producer_name="dossier")

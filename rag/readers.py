@@ -91,17 +91,14 @@ def _is_utf8(data: bytes) -> bool:
 def _bomless_utf16(data: bytes) -> str | None:
     """'utf-16-le'/'utf-16-be' when NUL bytes fill every other position (UTF-16 without a BOM)."""
     sample = data[:_BINARY_SAMPLE]
-    half = len(sample) // 2
     if len(sample) < 8 or len(sample) % 2:
         return None
-    even, odd = sample[0::2].count(0), sample[1::2].count(0)
-    return (
-        "utf-16-le"
-        if odd > 0.7 * half and not even
-        else "utf-16-be"
-        if even > 0.7 * half and not odd
-        else None
-    )
+    even, odd, half = sample[0::2].count(0), sample[1::2].count(0), len(sample) // 2
+    if odd > 0.7 * half and not even:
+        return "utf-16-le"
+    if even > 0.7 * half and not odd:
+        return "utf-16-be"
+    return None
 
 
 def _refuse_binary(data: bytes) -> None:
@@ -121,67 +118,63 @@ def plain(data: bytes) -> Extracted:
 
 
 def markdown(text: str | bytes) -> Extracted:
-    """Markdown kept as text: front matter read, heading marks and underlines dropped."""
+    """Markdown kept as text: front matter read, heading marks and setext underlines dropped."""
     if isinstance(text, bytes):
         text = _decode(text)
-    text = text.replace("\r\n", "\n")
-    meta: dict[str, str] = {}
-    title = None
+    text, title, meta = _front_matter(text.replace("\r\n", "\n"))
+    lines = text.split("\n")
+    for i, line in enumerate(lines):  # line by line: heading regexes backtrack badly on long lines
+        heading = _atx_heading(line)
+        if heading is not None:
+            lines[i] = heading
+        elif _SETEXT.fullmatch(line):
+            if i and lines[i - 1].strip() and line.lstrip()[0] == "=":
+                heading = lines[i - 1].strip()
+            lines[i] = ""
+        if heading and title is None:
+            title = heading
+    return Extracted("\n".join(lines), title=title, meta=meta)
+
+
+_ATX = re.compile(r" {0,3}#{1,6}(?=[ \t]|$)")
+_SETEXT = re.compile(r" {0,3}(?:=+|-{3,})[ \t]*")
+
+
+def _atx_heading(line: str) -> str | None:
+    """The text of an ATX heading line ("## Title ##" -> "Title"), or None."""
+    m = _ATX.match(line)
+    if not m:
+        return None
+    content = line[m.end() :].strip()
+    closed = content.rstrip("#")
+    if not closed or closed[-1] in " \t":  # closing hashes need a space before them ("C#" stays)
+        content = closed.rstrip()
+    return content
+
+
+def _front_matter(text: str) -> tuple[str, str | None, dict[str, str]]:
+    """YAML-style front matter: (text without it, its title, its date as meta)."""
     front = re.match(r"---[ \t]*\n(.{0,4000}?)\n(?:---|\.\.\.)[ \t]*(?:\n|$)", text, re.DOTALL)
-    if front:
-        for key, value in re.findall(r"(?m)^(\w[\w-]*):[ \t]*(.+?)[ \t]*$", front.group(1)):
-            key, value = key.lower(), value.strip("'\"")
-            if key == "title":
-                title = value
-            elif key in ("date", "published", "pubdate", "publishdate"):
-                meta["date"] = value
-        text = text[front.end() :]
-    heading = re.search(r"(?m)^ {0,3}#{1,6}[ \t]+(.+?)[ \t]*#*[ \t]*$|^(\S.*)\n {0,3}=+[ \t]*$", text)
-    if heading and title is None:
-        title = heading.group(1) or heading.group(2)
-    text = re.sub(r"(?m)^ {0,3}#{1,6}(?:[ \t]+(.*?))?[ \t]*#*[ \t]*$", r"\1", text)
-    text = re.sub(r"(?m)^ {0,3}(?:=+|-{3,})[ \t]*$", "", text)
-    return Extracted(text, title=title, meta=meta)
+    if not front:
+        return text, None, {}
+    title, meta = None, {}
+    for line in front.group(1).split("\n"):
+        key, _, value = line.partition(":")
+        key, value = key.strip().lower(), value.strip().strip("'\"")
+        if key == "title" and value:
+            title = value
+        elif key in ("date", "published", "pubdate", "publishdate") and value:
+            meta["date"] = value
+    return text[front.end() :], title, meta
 
 
 # --- html ------------------------------------------------------------------------------------
 
 _SKIP = {"script", "style", "nav", "head", "noscript", "template", "svg", "iframe", "object", "select"}
-_BLOCK = {
-    "p",
-    "div",
-    "h1",
-    "h2",
-    "h3",
-    "h4",
-    "h5",
-    "h6",
-    "li",
-    "ul",
-    "ol",
-    "dl",
-    "dt",
-    "dd",
-    "tr",
-    "table",
-    "section",
-    "article",
-    "main",
-    "header",
-    "footer",
-    "aside",
-    "blockquote",
-    "pre",
-    "figure",
-    "figcaption",
-    "hr",
-    "address",
-    "caption",
-    "form",
-    "fieldset",
-    "details",
-    "summary",
-}
+_BLOCK = frozenset(
+    """p div h1 h2 h3 h4 h5 h6 li ul ol dl dt dd tr table section article main header footer aside
+    blockquote pre figure figcaption hr address caption form fieldset details summary""".split()
+)
 
 
 _LONE_LT = re.compile(r"<(?=[^<>]*<)")
@@ -252,7 +245,7 @@ class _HTMLText(HTMLParser):
 
 def html_text(raw: str | bytes) -> Extracted:
     """Text, title (``<title>`` then first ``<h1>``) and date hints of an HTML page."""
-    text = _decode_html(raw) if isinstance(raw, bytes) else raw
+    text = _without_comments(_decode_html(raw) if isinstance(raw, bytes) else raw)
     # A "<" followed by another "<" before any ">" cannot open a tag; escaping it avoids
     # html.parser's quadratic rescans of unclosed tags ("<a <a <a ..." takes minutes).
     text = _LONE_LT.sub("&lt;", text)
@@ -260,10 +253,21 @@ def html_text(raw: str | bytes) -> Extracted:
     try:
         parser.feed(text)
         parser.close()
-    except Exception as e:  # noqa: BLE001 - html.parser is lenient; this is a last resort
+    except Exception as e:  # html.parser is lenient; this is a last resort
         raise Unreadable(f"could not parse the HTML: {e}") from None
     title = "".join(parser.title or []).strip() or "".join(parser.h1 or []).strip() or None
     return Extracted("".join(parser.parts), title=title, meta=parser.meta)
+
+
+def _without_comments(text: str) -> str:
+    """``text`` with ``<!-- -->`` comments removed (commented-out markup often holds "<")."""
+    parts, pos = [], 0
+    while (start := text.find("<!--", pos)) >= 0:
+        parts.append(text[pos:start])
+        end = text.find("-->", start + 4)
+        pos = len(text) if end < 0 else end + 3  # an unclosed comment runs to the end, as in browsers
+    parts.append(text[pos:])
+    return "".join(parts)
 
 
 def _decode_html(data: bytes) -> str:
@@ -296,13 +300,13 @@ def _pdf(data: bytes) -> Extracted:
         pages = list(reader.pages)
     except Unreadable:
         raise
-    except Exception as e:  # noqa: BLE001 - pypdf raises many kinds of errors on bad files
+    except Exception as e:  # pypdf raises many kinds of errors on bad files
         raise Unreadable(f"corrupt or truncated PDF, could not be read ({_short(e)})") from None
     texts, errors = [], []
     for page in pages:
         try:
             texts.append(page.extract_text() or "")
-        except Exception as e:  # noqa: BLE001
+        except Exception as e:
             errors.append(_short(e))
     if errors and not any(t.strip() for t in texts):
         raise Unreadable(f"corrupt or truncated PDF, no page could be read ({errors[0]})")
@@ -317,7 +321,7 @@ def _pdf_title(reader: object) -> str | None:
     """The metadata title, unless it is empty or a leftover file name."""
     try:
         title = str((reader.metadata or {}).get("/Title") or "").strip()  # type: ignore[attr-defined]
-    except Exception:  # noqa: BLE001 - a broken info dictionary only costs the title
+    except Exception:  # a broken info dictionary only costs the title
         return None
     title = re.sub(r"^Microsoft (?:Word|PowerPoint) - ", "", title)
     junk = title.lower() in ("", "untitled", "title") or re.search(
@@ -355,7 +359,7 @@ def _docx(data: bytes) -> Extracted:
         title, created = document.core_properties.title, document.core_properties.created
     except Unreadable:
         raise
-    except Exception as e:  # noqa: BLE001 - zipfile, python-docx and lxml raise many kinds of errors
+    except Exception as e:  # zipfile, python-docx and lxml raise many kinds of errors
         raise Unreadable(f"corrupt Word document, could not be read ({_short(e)})") from None
     fallback = created.date().isoformat() if created else None
     fallback = None if fallback == _PYTHON_DOCX_TEMPLATE_DATE else fallback

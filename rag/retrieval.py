@@ -14,19 +14,23 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import time
 import uuid
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from rag.config import Settings
-from rag.lexical import LexicalIndex
+from rag.lexical import LexicalIndex, folded_words
 from rag.store import Store, date_ord
-from rag.text import containment, shingles
+from rag.text import containment
 from rag.types import Chunk, Hit
 
 METHODS = ("hybrid", "dense", "bm25")
+SHINGLE_CACHE = 4096  # chunks whose 3-gram sets are kept for de-duplication
+GENERATION_TTL = 0.25  # seconds a generation read is trusted (one ``ask`` reads it twice)
 
 
 @dataclass(frozen=True)
@@ -84,12 +88,52 @@ class Snapshot:
     chunks: dict[str, Chunk]
     lexical: LexicalIndex
     sources: int
-    _shingles: dict[str, set] = field(default_factory=dict)
+    _shingles: OrderedDict[str, set] = field(default_factory=OrderedDict)
+    _columns: tuple[dict[str, int], np.ndarray, np.ndarray] | None = None
+
+    def mask(self, filters: Filters) -> np.ndarray:
+        """``filters.matches`` for every chunk in BM25 order, as array operations (1 ms, not 100, at 100k)."""
+        if self._columns is None:
+            rows = [self.chunks[cid] for cid in self.lexical.ids]
+            codes: dict[str, int] = {}
+            source_codes = np.array([codes.setdefault(c.source, len(codes)) for c in rows], dtype=np.int64)
+            ords = [date_ord(c.date) for c in rows]
+            self._columns = (codes, source_codes, np.array([-1 if d is None else d for d in ords], dtype=np.int64))
+        codes, sources, dates = self._columns
+        keep = np.ones(len(sources), dtype=bool)
+        if filters.sources:
+            keep &= np.isin(sources, [codes[s] for s in filters.sources if s in codes])
+        if filters.date_from or filters.date_to:
+            lo, hi = date_ord(filters.date_from), date_ord(filters.date_to)
+            keep &= dates >= 0
+            if lo is not None:
+                keep &= dates >= lo
+            if hi is not None:
+                keep &= dates <= hi
+        return keep
 
     def shingles(self, chunk_id: str) -> set:
-        if chunk_id not in self._shingles:
-            self._shingles[chunk_id] = shingles(self.chunks[chunk_id].text)
-        return self._shingles[chunk_id]
+        """Word 3-grams of a chunk (as ``rag.text.shingles``), kept for the most recently used chunks.
+
+        Bounded: a set of 3-gram tuples costs about 20 KB, so caching every chunk ever retrieved
+        would grow a long-running process by gigabytes at 100k chunks.
+        """
+        got = self._shingles.get(chunk_id)
+        if got is None:
+            got = self._shingles[chunk_id] = _shingles(self.chunks[chunk_id].text)
+            if len(self._shingles) > SHINGLE_CACHE:
+                self._shingles.popitem(last=False)
+        else:
+            self._shingles.move_to_end(chunk_id)
+        return got
+
+
+def _shingles(text: str, n: int = 3) -> set[tuple[str, ...]]:
+    """``rag.text.shingles`` on the faster exact tokenizer of ``rag.lexical``."""
+    toks = folded_words(text)
+    if len(toks) < n:
+        return {tuple(toks)} if toks else set()
+    return set(zip(*(toks[i:] for i in range(n))))
 
 
 class SnapshotCache:
@@ -122,8 +166,13 @@ class SnapshotCache:
         folder = self._folder(gen)
         try:
             meta = json.loads((folder / "meta.json").read_text(encoding="utf-8"))
-            rows = json.loads((folder / "chunks.json").read_text(encoding="utf-8"))
-            chunks = {r[0]: Chunk(*r) for r in rows}
+            chunks: dict[str, Chunk] = {}
+            shared = _Shared()
+            with open(folder / "chunks.jsonl", encoding="utf-8") as fh:  # line by line: no 100 MB string
+                for line in fh:
+                    cid, doc_id, source, index, start, end, text, title, date = json.loads(line)
+                    chunks[cid] = Chunk(cid, shared(doc_id), shared(source), index, start, end, text, shared(title),
+                                        shared(date))
             lexical = LexicalIndex.load(folder / "lexical")
             if len(lexical) != len(chunks) or meta.get("chunks") != len(chunks):
                 return None
@@ -137,20 +186,33 @@ class SnapshotCache:
         tmp = self.root / f"tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}"
         try:
             (tmp / "lexical").mkdir(parents=True)
-            rows = [[c.chunk_id, c.doc_id, c.source, c.index, c.start, c.end, c.text, c.title, c.date]
-                    for c in snap.chunks.values()]
-            (tmp / "chunks.json").write_text(json.dumps(rows, ensure_ascii=False), encoding="utf-8")
+            with open(tmp / "chunks.jsonl", "w", encoding="utf-8") as fh:
+                for c in snap.chunks.values():
+                    row = [c.chunk_id, c.doc_id, c.source, c.index, c.start, c.end, c.text, c.title, c.date]
+                    fh.write(json.dumps(row, ensure_ascii=False) + "\n")
             snap.lexical.save(tmp / "lexical")
-            meta = {"chunks": len(rows), "sources": snap.sources, "generation": snap.generation}
+            meta = {"chunks": len(snap.chunks), "sources": snap.sources, "generation": snap.generation}
             (tmp / "meta.json").write_text(json.dumps(meta), encoding="utf-8")
             tmp.rename(self._folder(snap.generation))  # whole folder appears at once
         except OSError:
             pass  # read-only folder, a full disk, or another process saved it first: no copy is fine
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
+        keep = self._folder(snap.generation).name
         for old in self.root.iterdir() if self.root.is_dir() else []:
-            if old.name != self._folder(snap.generation).name and not old.name.startswith("tmp-"):
+            crashed = old.name.startswith("tmp-") and time.time() - old.stat().st_mtime > 3600
+            if (old.name != keep and not old.name.startswith("tmp-")) or crashed:
                 shutil.rmtree(old, ignore_errors=True)
+
+
+class _Shared:
+    """One string object per distinct value (a report's title, source and id repeat in all its chunks)."""
+
+    def __init__(self) -> None:
+        self._seen: dict[str, str] = {}
+
+    def __call__(self, value: str | None) -> str | None:
+        return None if value is None else self._seen.setdefault(value, value)
 
 
 class Retriever:
@@ -161,10 +223,26 @@ class Retriever:
         self.embedder = embedder
         self.settings = settings
         self._snap: Snapshot | None = None
+        self._gen_seen: tuple[int, float, object] | None = None  # (generation, when read, store write count)
+
+    def _generation(self) -> int:
+        """The store generation; a read less than GENERATION_TTL old is reused unless this Store wrote since.
+
+        Another process's write shows at most GENERATION_TTL seconds late; this process's own writes
+        (through the same Store) show at once. It saves a Chroma round trip per ``ask``.
+        """
+        writes = getattr(self.store, "writes", None)
+        now = time.monotonic()
+        seen = self._gen_seen
+        if seen is not None and writes is not None and seen[2] == writes and now - seen[1] < GENERATION_TTL:
+            return seen[0]
+        gen = self.store.generation()
+        self._gen_seen = (gen, now, writes)
+        return gen
 
     def snapshot(self) -> Snapshot:
         """The current snapshot, rebuilt (or read from the on-disk copy) when the store generation moved."""
-        gen = self.store.generation()
+        gen = self._generation()
         if self._snap is None or self._snap.generation != gen:
             cache = SnapshotCache.for_store(self.store, self.settings)
             snap = cache.load(gen) if cache else None
@@ -177,7 +255,12 @@ class Retriever:
 
     def _build(self, gen: int) -> Snapshot:
         committed = {s: i.doc_id for s, i in self.store.committed().items()}
-        chunks = [c for c in self.store.iter_chunks() if committed.get(c.source) == c.doc_id]
+        shared = _Shared()
+        chunks = []
+        for c in self.store.iter_chunks():
+            if committed.get(c.source) == c.doc_id:
+                c.doc_id, c.source, c.title, c.date = shared(c.doc_id), shared(c.source), shared(c.title), shared(c.date)
+                chunks.append(c)
         chunks.sort(key=lambda c: (c.source, c.index))
         return Snapshot(gen, {c.chunk_id: c for c in chunks}, LexicalIndex(chunks), len(committed))
 
@@ -205,9 +288,7 @@ class Retriever:
         return [(cid, s) for cid, s in rows if cid in snap.chunks][:n]
 
     def _lexical(self, query: str, n: int, filters: Filters, snap: Snapshot) -> list[tuple[str, float]]:
-        mask = None
-        if filters.active:
-            mask = np.fromiter((filters.matches(snap.chunks[cid]) for cid in snap.lexical.ids), dtype=bool)
+        mask = snap.mask(filters) if filters.active else None
         return snap.lexical.search(query, n, mask)
 
     def _fuse(self, dense: list, lexical: list, snap: Snapshot) -> list[Hit]:

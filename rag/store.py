@@ -24,6 +24,7 @@ import hashlib
 import time
 from dataclasses import dataclass
 from typing import Any, Iterable, Iterator
+from urllib.parse import urlsplit
 
 import numpy as np
 
@@ -77,6 +78,7 @@ class Store:
         self.location = location
         self.embedder_name = embedder_name
         self.dim = dim
+        self.writes = 0  # committed writes through this object (lets a reader skip re-reading the generation)
         self._chunks_name = f"{prefix}_chunks"
         self._docs_name = f"{prefix}_docs"
         try:
@@ -113,6 +115,7 @@ class Store:
         return int(metas[0].get("generation", 0)) if metas else 0
 
     def _bump(self) -> None:
+        self.writes += 1
         gen = self.generation() + 1
         self._call(
             self.docs.upsert,
@@ -153,13 +156,12 @@ class Store:
 
     def query(self, vector: np.ndarray, n: int, where: dict | None = None) -> list[tuple[str, float]]:
         """Nearest chunk ids with cosine similarity, best first."""
-        total = self.count_chunks()
-        if total == 0:
-            return []
+        # No count() first: Chroma 1.5 returns fewer rows (none for an empty collection) when n is
+        # larger, and the extra round trip cost as much as the query itself.
         res = self._call(
             self.chunks.query,
             query_embeddings=[np.asarray(vector, dtype=np.float32).tolist()],
-            n_results=min(n, total),
+            n_results=max(1, n),
             where=where,
             include=["distances"],
         )
@@ -287,6 +289,7 @@ class Store:
 
     def drop_chunks(self) -> None:
         """Delete the chunk collection (for ``reindex`` with another embedder)."""
+        self.writes += 1
         self._call(self.client.delete_collection, self._chunks_name)
 
     # --- helpers ------------------------------------------------------------------
@@ -309,8 +312,20 @@ class Store:
         except Exception as exc:
             raise StoreError(
                 f"The Chroma store at {self.location} failed: {type(exc).__name__}: {exc}",
-                hint="If it is a Chroma server, check that it is running and reachable.",
+                hint=_failure_hint(self.location),
             ) from exc
+
+
+def _failure_hint(location: str) -> str:
+    """What to do when a store call fails: for a server, how to (re)start it on the same address."""
+    if not location.startswith(("http://", "https://")):
+        return "Check the store folder (RAG_STORE / --store): it must be readable, writable and not full."
+    parts = urlsplit(location)
+    return (
+        f"Check that the Chroma server at {location} is running and reachable; start it with "
+        f"`chroma run --path DIR --host {parts.hostname} --port {parts.port}` (DIR: its data folder), "
+        "then try again."
+    )
 
 
 def _max_batch(client: Any) -> int:

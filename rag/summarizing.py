@@ -14,7 +14,6 @@ shown with a notice. Without a chat model everything is extractive
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -38,9 +37,11 @@ from rag.prompts import format_passage, load_prompt, parse_citation_key
 from rag.summary_schema import (
     FirstReplyCheck,
     Passage,
+    agreement_markdown,
     brief_reply_problems,
     citation_dict,
     llm_summary,
+    summary_to_markdown,
     validate_summary,
 )
 from rag.text import find_quote, word_count
@@ -70,15 +71,23 @@ class Brief:
     mode: str
     sources: list[str]
     notice: str | None = None
-    agreement: dict = field(default_factory=dict)  # {"agree": [...], "new": {source: [...]}} for several reports
+    agreement: dict = field(
+        default_factory=dict
+    )  # {"agree": [...], "new": {source: [...]}} for several reports
     dropped: list[SentenceCheck] = field(default_factory=list)  # LLM sentences removed as unsupported
 
     def to_dict(self) -> dict[str, Any]:
         """Plain data (for JSON export)."""
         return {
-            "text": self.text, "word_count": self.word_count, "word_limit": self.word_limit, "mode": self.mode,
-            "sources": self.sources, "notice": self.notice, "agreement": self.agreement,
-            "sentences": [s.to_dict() for s in self.sentences], "citations": [c.to_dict() for c in self.citations],
+            "text": self.text,
+            "word_count": self.word_count,
+            "word_limit": self.word_limit,
+            "mode": self.mode,
+            "sources": self.sources,
+            "notice": self.notice,
+            "agreement": self.agreement,
+            "sentences": [s.to_dict() for s in self.sentences],
+            "citations": [c.to_dict() for c in self.citations],
             "dropped": [s.to_dict() for s in self.dropped],
         }
 
@@ -89,26 +98,21 @@ class Brief:
         if self.notice:
             lines = [f"> {self.notice}", ""] + lines
         if self.agreement.get("agree") or any(self.agreement.get("new", {}).values()):
-            lines += _agreement_markdown(self.agreement)
+            lines += agreement_markdown(self.agreement)
         lines.append("**Sources**")
-        lines += [f"[{c.key}] {c.source}{f' ({c.date})' if c.date else ''}: \u201c{c.quote}\u201d"
-                  for c in self.citations]
+        lines += [
+            f"[{c.key}] {c.source}{f' ({c.date})' if c.date else ''}: \u201c{c.quote}\u201d"
+            for c in self.citations
+        ]
         return "\n".join(lines).strip() + "\n"
-
-
-def _agreement_markdown(agreement: dict) -> list[str]:
-    lines = ["**Where the reports agree**"]
-    lines += [f"- {a['text']} ({', '.join(a['sources'])})" for a in agreement.get("agree", [])] or ["- nothing"]
-    lines += ["", "**What only one report says**"]
-    for source, points in agreement.get("new", {}).items():
-        lines += [f"- {source}: {p['text']}" for p in points]
-    return lines + [""]
 
 
 class Summarizer:
     """Briefs and structured summaries over documents (LLM when ``chat`` is given, else extractive)."""
 
-    def __init__(self, embedder: Any, chat: Any = None, token_counter: Any = None, *, settings: Settings) -> None:
+    def __init__(
+        self, embedder: Any, chat: Any = None, token_counter: Any = None, *, settings: Settings
+    ) -> None:
         self.embedder = embedder
         self.chat = chat
         self.settings = settings
@@ -126,7 +130,9 @@ class Summarizer:
 
     # --- public ---------------------------------------------------------------------
 
-    def brief(self, docs: list[Document], *, words: int | None = None, progress: Progress | None = None) -> Brief:
+    def brief(
+        self, docs: list[Document], *, words: int | None = None, progress: Progress | None = None
+    ) -> Brief:
         """A one-paragraph brief of ``docs`` within ``words`` (default ``settings.brief_words``)."""
         docs = _checked(docs)
         limit = int(words or self.settings.brief_words)
@@ -162,7 +168,9 @@ class Summarizer:
             progress(0, 1, "Extracting people, places, dates and figures")
             cands, scores, vectors = ranked
             brief = self._select_brief(docs, cands, scores, vectors, self.settings.brief_words)
-            points = [cands[i] for i in select(cands, scores, vectors, 2 * self.settings.brief_words, self.params)]
+            points = [
+                cands[i] for i in select(cands, scores, vectors, 2 * self.settings.brief_words, self.params)
+            ]
             result = build_extractive_summary(docs, brief, points, threshold=self.settings.dedupe_threshold)
             result["notice"] = notice
             progress(1, 1, "Done")
@@ -187,33 +195,58 @@ class Summarizer:
             citations.append(_citation(i, doc, cand.start, cand.end))
             verdict = check_sentence(cand.text, [cand.text])
             problems = [f"trimmed at {how} to fit the word limit"] if how else []
-            checks.append(SentenceCheck(cand.text, [i], verdict.supported, problems + verdict.problems,
-                                        verdict.overlap))
+            checks.append(
+                SentenceCheck(cand.text, [i], verdict.supported, problems + verdict.problems, verdict.overlap)
+            )
         text = " ".join(c.text for c in checks)
         notice = f"The key sentence was longer than the word limit; it was cut at {how}." if how else None
         agreement = self._agreement(docs, cands, scores, vectors)
-        return Brief(text, checks, citations, word_count(text), limit, "extractive", [d.source for d in docs],
-                     notice, agreement)
+        return Brief(
+            text,
+            checks,
+            citations,
+            word_count(text),
+            limit,
+            "extractive",
+            [d.source for d in docs],
+            notice,
+            agreement,
+        )
 
-    def _select_brief(self, docs: list[Document], cands: list[Candidate], scores: np.ndarray,
-                      vectors: np.ndarray, limit: int) -> list[Candidate]:
+    def _select_brief(
+        self,
+        docs: list[Document],
+        cands: list[Candidate],
+        scores: np.ndarray,
+        vectors: np.ndarray,
+        limit: int,
+    ) -> list[Candidate]:
         """Picked sentences: bottom line (best score) first, then by report date and position."""
         picked = [cands[i] for i in select(cands, scores, vectors, limit, self.params)] if cands else []
         return self._order(docs, cands, scores, picked)
 
     @staticmethod
-    def _order(docs: list[Document], cands: list[Candidate], scores: np.ndarray,
-               picked: list[Candidate]) -> list[Candidate]:
+    def _order(
+        docs: list[Document], cands: list[Candidate], scores: np.ndarray, picked: list[Candidate]
+    ) -> list[Candidate]:
         """For several reports: the best-scored sentence first, the others by report date, then position."""
         if len(docs) == 1 or not picked:
             return picked
         score_of = {(c.doc, c.start): scores[i] for i, c in enumerate(cands)}
         lead = max(picked, key=lambda c: score_of[(c.doc, c.start)])
-        rest = sorted((c for c in picked if c is not lead), key=lambda c: (docs[c.doc].date or "9999", c.doc, c.start))
+        rest = sorted(
+            (c for c in picked if c is not lead), key=lambda c: (docs[c.doc].date or "9999", c.doc, c.start)
+        )
         return [lead, *rest]
 
-    def _agreement(self, docs: list[Document], cands: list[Candidate], scores: np.ndarray,
-                   vectors: np.ndarray, per_doc: int = 5) -> dict:
+    def _agreement(
+        self,
+        docs: list[Document],
+        cands: list[Candidate],
+        scores: np.ndarray,
+        vectors: np.ndarray,
+        per_doc: int = 5,
+    ) -> dict:
         """What two or more reports say alike and what each alone adds ({} for one report)."""
         if len(docs) < 2 or not cands:
             return {}
@@ -229,8 +262,13 @@ class Summarizer:
                 elif (cands[i].doc, cands[i].start) not in seen:
                     group = [i, *matches]
                     seen.update((cands[j].doc, cands[j].start) for j in group)
-                    agree.append({"text": cands[i].text, "sources": [docs[cands[j].doc].source for j in group],
-                                  "citations": [_cite(docs, cands[j]) for j in group]})
+                    agree.append(
+                        {
+                            "text": cands[i].text,
+                            "sources": [docs[cands[j].doc].source for j in group],
+                            "citations": [_cite(docs, cands[j]) for j in group],
+                        }
+                    )
         return {"agree": agree, "new": new}
 
     # --- LLM ------------------------------------------------------------------------------
@@ -242,14 +280,18 @@ class Summarizer:
         prompt = load_prompt("brief")
         messages = prompt.render(words=limit, reports=_reports(docs), passages=_blocks(passages))
         check = FirstReplyCheck(lambda data: brief_reply_problems(data, passages, limit))
-        data, _result = complete_json(self.chat, messages, prompt.schema or {}, schema_name="brief", validate=check)
+        data, _result = complete_json(
+            self.chat, messages, prompt.schema or {}, schema_name="brief", validate=check
+        )
         brief = self._build_llm_brief(docs, data, passages, limit)
         if len(docs) > 1:
             brief.agreement = self._agreement(docs, *self._rank(docs))
         progress(total, total, "Done")
         return brief
 
-    def _build_llm_brief(self, docs: list[Document], data: dict, passages: list[Passage], limit: int) -> Brief:
+    def _build_llm_brief(
+        self, docs: list[Document], data: dict, passages: list[Passage], limit: int
+    ) -> Brief:
         """Map the reply's quotes to spans, check every sentence, drop unsupported facts, keep the limit."""
         citations: list[Citation] = []
         index: dict[tuple[int, int, int], int] = {}
@@ -268,18 +310,30 @@ class Summarizer:
                 keys.append(index[span])
                 cited.append(passage.text)
             verdict = check_sentence(text, cited)
-            checked = SentenceCheck(text, list(dict.fromkeys(keys)), verdict.supported, verdict.problems,
-                                    verdict.overlap)
+            checked = SentenceCheck(
+                text, list(dict.fromkeys(keys)), verdict.supported, verdict.problems, verdict.overlap
+            )
             fact_problem = any(p.startswith(("number", "date", "name")) for p in verdict.problems)
-            over = word_count(" ".join(s.text for s in kept + [checked])) > limit
-            (dropped if fact_problem or over else kept).append(checked)
+            if not fact_problem and word_count(" ".join(s.text for s in kept + [checked])) > limit:
+                checked.problems.append(f"over the word limit of {limit}")
+                fact_problem = True
+            (dropped if fact_problem else kept).append(checked)
         if not kept:
             raise SchemaError("No sentence of the model's brief is supported by the passages it cites.")
         citations, kept = _renumber(citations, kept)
         text = " ".join(s.text for s in kept)
         notice = _dropped_notice(dropped)
-        return Brief(text, kept, citations, word_count(text), limit, "llm", [d.source for d in docs], notice,
-                     dropped=dropped)
+        return Brief(
+            text,
+            kept,
+            citations,
+            word_count(text),
+            limit,
+            "llm",
+            [d.source for d in docs],
+            notice,
+            dropped=dropped,
+        )
 
     def _llm_summary(self, docs: list[Document], progress: Progress) -> dict[str, Any]:
         passages, notes = self._fit(self._passages(docs), "structured summary", progress)
@@ -305,7 +359,7 @@ class Summarizer:
         return out
 
     def _fit(self, passages: list[Passage], goal: str, progress: Progress) -> tuple[list[Passage], int]:
-        """Passages that fit the context budget; map-reduce rounds when they do not. Returns (passages, calls)."""
+        """Passages that fit the context budget, map-reducing when they do not; and the map calls made."""
         budget = self.settings.context_tokens
         calls = 0
         for _round in range(MAX_REDUCE_ROUNDS):
@@ -329,7 +383,8 @@ class Summarizer:
         messages = prompt.render(goal=goal, max_notes=8, part=part, parts=parts, passages=_blocks(group))
         check = FirstReplyCheck(lambda data: brief_reply_problems(data, group, None))
         data, _ = complete_json(self.chat, messages, schema, schema_name="notes", validate=check)
-        cited = [group[parse_citation_key(c["key"]) - 1] for s in data["sentences"] for c in s["citations"]]
+        keys = [parse_citation_key(c["key"]) or 0 for s in data["sentences"] for c in s["citations"]]
+        cited = [group[n - 1] for n in keys]  # keys were validated by the check
         return list(dict.fromkeys(cited))
 
 
@@ -338,10 +393,12 @@ class Summarizer:
 
 def _checked(docs: list[Document]) -> list[Document]:
     if not docs:
-        raise RagError("No reports to summarise.", hint="Pick one or more reports, or a date range that has some.")
+        raise RagError(
+            "No reports to summarise.", hint="Pick one or more reports, or a date range that has some."
+        )
     if not any(d.text.strip() for d in docs):
         raise RagError("The chosen reports have no text to summarise.")
-    return list(docs)
+    return sorted(docs, key=lambda d: d.date or "9999")  # oldest first, undated last: events in date order
 
 
 def _fallback_notice(exc: RagError, what: str) -> str:
@@ -354,7 +411,7 @@ def _fallback_notice(exc: RagError, what: str) -> str:
 def _dropped_notice(dropped: list[SentenceCheck]) -> str | None:
     if not dropped:
         return None
-    reasons = "; ".join(p for s in dropped for p in s.problems[:1]) or "over the word limit"
+    reasons = "; ".join(p for s in dropped for p in s.problems[:1])
     n = len(dropped)
     return f"Left out {n} sentence{'s' * (n != 1)} of the model's brief ({reasons})."
 
@@ -367,7 +424,9 @@ def _cite(docs: list[Document], cand: Candidate) -> dict[str, Any]:
     return citation_dict(docs[cand.doc], cand.start, cand.end)
 
 
-def _renumber(citations: list[Citation], kept: list[SentenceCheck]) -> tuple[list[Citation], list[SentenceCheck]]:
+def _renumber(
+    citations: list[Citation], kept: list[SentenceCheck]
+) -> tuple[list[Citation], list[SentenceCheck]]:
     """Keep only citations that kept sentences use, numbered 1..n in order of use."""
     order = list(dict.fromkeys(k for s in kept for k in s.citations))
     new_key = {old: i for i, old in enumerate(order, 1)}
@@ -375,7 +434,9 @@ def _renumber(citations: list[Citation], kept: list[SentenceCheck]) -> tuple[lis
     out = []
     for old in order:
         c = by_key[old]
-        out.append(Citation(new_key[old], c.source, c.doc_id, c.chunk_id, c.start, c.end, c.quote, c.title, c.date))
+        out.append(
+            Citation(new_key[old], c.source, c.doc_id, c.chunk_id, c.start, c.end, c.quote, c.title, c.date)
+        )
     for s in kept:
         s.citations = [new_key[k] for k in s.citations]
     return out, kept
@@ -386,7 +447,11 @@ def _matches(i: int, cands: list[Candidate], vectors: np.ndarray, threshold: flo
     sims = vectors @ vectors[i]
     best: dict[int, int] = {}
     for j, c in enumerate(cands):
-        if c.doc != cands[i].doc and sims[j] >= threshold and (c.doc not in best or sims[j] > sims[best[c.doc]]):
+        if (
+            c.doc != cands[i].doc
+            and sims[j] >= threshold
+            and (c.doc not in best or sims[j] > sims[best[c.doc]])
+        ):
             best[c.doc] = j
     return [best[d] for d in sorted(best)]
 
@@ -397,7 +462,9 @@ def _passage(d: int, doc: Document, sents: list) -> Passage:
 
 
 def _blocks(passages: list[Passage]) -> str:
-    return "\n\n".join(format_passage(i, p.text, source=p.source, date=p.date) for i, p in enumerate(passages, 1))
+    return "\n\n".join(
+        format_passage(i, p.text, source=p.source, date=p.date) for i, p in enumerate(passages, 1)
+    )
 
 
 def _reports(docs: list[Document]) -> str:
@@ -415,69 +482,3 @@ def _groups(sizes: list[int], budget: int) -> list[list[int]]:
         groups[-1].append(i)
         used += size
     return groups
-
-
-
-# --- markdown -------------------------------------------------------------------------------
-
-
-def summary_to_markdown(summary: dict) -> str:
-    """A structured summary as Markdown: every item with numbered citations, then the sources quoted."""
-    refs: dict[tuple[str, int, int], int] = {}
-    quotes: list[str] = []
-
-    def marks(item: dict) -> str:
-        out = []
-        for c in item.get("citations") or []:
-            key = (c["source"], c["start"], c["end"])
-            if key not in refs:
-                refs[key] = len(refs) + 1
-                quotes.append(f"[{refs[key]}] {c['source']} [{c['start']}:{c['end']}]: \u201c{c['quote']}\u201d")
-            out.append(f"[{refs[key]}]")
-        return "".join(out)
-
-    lines = [f"# {summary.get('title', 'Summary')}", ""]
-    if summary.get("notice"):
-        lines += [f"> {summary['notice']}", ""]
-    bottom = summary.get("bottom_line") or {}
-    lines += [f"**Bottom line:** {bottom.get('text', '')} {marks(bottom)}".rstrip(), ""]
-    for name, heading, render in _SECTIONS:
-        items = summary.get(name) or []
-        if items:
-            lines += [f"## {heading}", *[f"- {render(it)} {marks(it)}".rstrip() for it in items], ""]
-    lines += _agreement_section(summary.get("agreement") or {})
-    if summary.get("unfilled"):
-        lines += ["## Not filled", *[f"- {u['field']}: {u['reason']}" for u in summary["unfilled"]], ""]
-    lines += ["## Sources", *[f"- {s['source']}: {s['title']}" + (f" ({s['date']})" if s.get("date") else "")
-                               for s in summary.get("sources", [])], ""]
-    if quotes:
-        lines += ["## Citations", *[f"- {q}" for q in quotes], ""]
-    lines.append(f"_Mode: {summary.get('mode', '?')}_")
-    return "\n".join(lines) + "\n"
-
-
-def _person_md(p: dict) -> str:
-    extra = ", ".join(str(p[k]) for k in ("title", "affiliation") if p.get(k))
-    return f"**{p['name']}**" + (f", {extra}" if extra else "")
-
-
-def _figure_md(f: dict) -> str:
-    return f"**{f['value']}**" + (f" {f['what']}" if f.get("what") else " (what it counts is not stated)")
-
-
-_SECTIONS: list[tuple[str, str, Callable[[dict], str]]] = [
-    ("key_points", "Key points", lambda it: it["text"]),
-    ("people", "People", _person_md),
-    ("organisations", "Organisations", lambda it: it["name"]),
-    ("places", "Places", lambda it: it["name"]),
-    ("timeline", "Timeline", lambda it: f"**{it['date_text']}** ({it['date']}): {it['event']}"),
-    ("agreements", "Agreements and decisions", lambda it: it["text"]),
-    ("figures", "Figures", _figure_md),
-    ("open_questions", "Open questions", lambda it: it["question"]),
-]
-
-
-def _agreement_section(agreement: dict) -> list[str]:
-    if not agreement.get("agree") and not any((agreement.get("new") or {}).values()):
-        return []
-    return ["## Across the reports", *_agreement_markdown(agreement)]

@@ -5,31 +5,40 @@ carries citations ``{source, start, end, quote}`` with ``quote ==
 document.text[start:end]``. A model cannot count characters, so the LLM is asked
 for a *reply* form derived from the same file, where a citation is ``{key,
 quote}`` (``key`` names a numbered passage, e.g. "S3") and the code locates the
-quote to fill in the span.
+quote to fill in the span. The Markdown rendering of a summary lives here too.
 """
 
 from __future__ import annotations
 
 import copy
 import json
-from collections.abc import Callable
+import re
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any
 
 from rag.claims import check_sentence
 from rag.errors import SchemaError
 from rag.llm import complete_json
 from rag.prompts import citation_key, load_prompt, parse_citation_key, prompts_dir
 from rag.schema import validate_schema
-from rag.text import find_quote, word_count
+from rag.text import find_quote, fold, word_count
 from rag.types import Document
 
 SCHEMA_FILE = "summary.schema.json"
 # Fields the code fills itself; the model never writes them.
 CODE_FIELDS = ("agreement", "sources", "mode", "notice", "unfilled")
 # Fields that list cited items, in the order they are shown.
-ITEM_FIELDS = ("key_points", "people", "organisations", "places", "timeline", "agreements", "figures",
-               "open_questions")
+ITEM_FIELDS = (
+    "key_points",
+    "people",
+    "organisations",
+    "places",
+    "timeline",
+    "agreements",
+    "figures",
+    "open_questions",
+)
 
 
 def load_summary_schema() -> dict[str, Any]:
@@ -170,7 +179,7 @@ def citation_dict(doc: Document, start: int, end: int) -> dict[str, Any]:
 
 
 class FirstReplyCheck:
-    """``validate`` hook for ``complete_json``: hard problems always, unsupported claims on the first reply only.
+    """``validate`` hook for ``complete_json``: hard problems always, unsupported claims on the first reply.
 
     An unsupported claim earns one re-ask; if the second reply still has one, the
     caller drops that sentence or item and says so.
@@ -193,11 +202,15 @@ def cited_passages(cites: list[dict], passages: list[Passage], where: str) -> tu
     for cite in cites:
         n = parse_citation_key(str(cite.get("key", "")))
         if n is None or not 1 <= n <= len(passages):
-            problems.append(f'{where} cites "{cite.get("key")}", which is not one of the passages '
-                            f"({citation_key(1)} to {citation_key(len(passages))})")
+            problems.append(
+                f'{where} cites "{cite.get("key")}", which is not one of the passages '
+                f"({citation_key(1)} to {citation_key(len(passages))})"
+            )
         elif find_quote(passages[n - 1].text, str(cite.get("quote") or "")) is None:
-            problems.append(f'{where}: the quote "{_short(cite.get("quote"))}" does not occur in '
-                            f"{citation_key(n)}; copy the quote exactly")
+            problems.append(
+                f'{where}: the quote "{_short(cite.get("quote"))}" does not occur in '
+                f"{citation_key(n)}; copy the quote exactly"
+            )
         else:
             found.append(passages[n - 1])
     return found, problems
@@ -210,7 +223,9 @@ def locate(cite: dict, passages: list[Passage], docs: list[Document]) -> dict[st
     return citation_dict(docs[passage.doc], passage.start + a, passage.start + b)
 
 
-def brief_reply_problems(data: dict, passages: list[Passage], limit: int | None) -> tuple[list[str], list[str]]:
+def brief_reply_problems(
+    data: dict, passages: list[Passage], limit: int | None
+) -> tuple[list[str], list[str]]:
     """(hard, soft) problems of a brief or notes reply: citations, then claims and the word limit."""
     hard: list[str] = []
     soft: list[str] = []
@@ -229,7 +244,9 @@ def brief_reply_problems(data: dict, passages: list[Passage], limit: int | None)
         hard += problems
         verdict = check_sentence(text, [p.text for p in found]) if found else None
         if verdict is not None and not verdict.supported:
-            soft.append(f"sentence {i} is not supported by the passages it cites: {'; '.join(verdict.problems)}")
+            soft.append(
+                f"sentence {i} is not supported by the passages it cites: {'; '.join(verdict.problems)}"
+            )
     total = sum(word_count(str(s.get("text") or "")) for s in sentences)
     if limit is not None and total > limit:
         soft.append(f"the brief has {total} words but the limit is {limit}; shorten it")
@@ -238,6 +255,7 @@ def brief_reply_problems(data: dict, passages: list[Passage], limit: int | None)
 
 # --- LLM summary replies --------------------------------------------------------------------
 
+_DATE_VALUE = re.compile(r"^(?:\d{4}-\d{2}-\d{2}|\d{4}-\d{2}|--\d{2}-\d{2})$")
 # What each field states, as a sentence the claim checker can test against the cited passages.
 _CLAIMS: dict[str, Callable[[dict], str]] = {
     "key_points": lambda it: str(it.get("text") or ""),
@@ -254,7 +272,9 @@ def _reply_items(data: dict) -> list[tuple[str, str, dict]]:
     """(field, path, item) for the bottom line and every listed item of a summary reply."""
     out = [("bottom_line", "bottom_line", data.get("bottom_line") or {})]
     for name in ITEM_FIELDS:
-        out += [(name, f"{name}[{i}]", it) for i, it in enumerate(data.get(name) or []) if isinstance(it, dict)]
+        out += [
+            (name, f"{name}[{i}]", it) for i, it in enumerate(data.get(name) or []) if isinstance(it, dict)
+        ]
     return out
 
 
@@ -269,7 +289,11 @@ def summary_reply_problems(data: dict, passages: list[Passage]) -> tuple[list[st
             continue
         found, problems = cited_passages(cites, passages, path)
         hard += problems
-        claim = _CLAIMS.get(name, lambda it: str(it.get("text") or ""))(item) if name != "open_questions" else ""
+        if name == "timeline" and not _DATE_VALUE.match(str(item.get("date") or "")):
+            hard.append(f"{path}.date must be YYYY-MM-DD, YYYY-MM or --MM-DD, not {item.get('date')!r}")
+        claim = (
+            _CLAIMS.get(name, lambda it: str(it.get("text") or ""))(item) if name != "open_questions" else ""
+        )
         verdict = check_sentence(claim, [p.text for p in found]) if claim and found else None
         if verdict is not None and not verdict.supported:
             soft.append(f"{path} is not supported by the passages it cites: {'; '.join(verdict.problems)}")
@@ -302,23 +326,39 @@ def reply_to_summary(data: dict, passages: list[Passage], docs: list[Document]) 
         clean["citations"] = [locate(c, passages, docs) for c in item.get("citations") or []]
         if name == "bottom_line":
             out[name] = clean
-        else:
-            out.setdefault(name, []).append(clean)
+        elif not _repeat(clean, out.setdefault(name, []), name):  # the same fact listed twice counts once
+            out[name].append(clean)
     for name in ITEM_FIELDS:
         out.setdefault(name, [])
     out["timeline"].sort(key=lambda e: sort_key(e["date"]))
-    notice = f"Left out {len(dropped)} item(s) the cited passages do not support: {'; '.join(dropped)}." if dropped else None
+    notice = (
+        f"Left out {len(dropped)} item(s) the cited passages do not support: {'; '.join(dropped)}."
+        if dropped
+        else None
+    )
     return finish_summary(out, docs, "llm", notice, {})
 
 
-def finish_summary(out: dict[str, Any], docs: list[Document], mode: str, notice: str | None,
-                   reasons: dict[str, str]) -> dict[str, Any]:
+def _repeat(item: dict, items: list[dict], name: str) -> bool:
+    """True when ``item`` states what one of ``items`` already states (folded text compared)."""
+    claim = _CLAIMS.get(name, lambda it: str(it.get("question") or it.get("text") or ""))
+    key = fold(claim(item)).strip(" .\"'")
+    return any(fold(claim(other)).strip(" .\"'") == key for other in items)
+
+
+def finish_summary(
+    out: dict[str, Any], docs: list[Document], mode: str, notice: str | None, reasons: dict[str, str]
+) -> dict[str, Any]:
     """Add sources, mode, notice and the list of empty fields (with ``reasons`` or a default)."""
-    out["sources"] = [{"source": d.source, "title": d.title, "date": d.date, "doc_id": d.doc_id} for d in docs]
+    out["sources"] = [
+        {"source": d.source, "title": d.title, "date": d.date, "doc_id": d.doc_id} for d in docs
+    ]
     out["mode"] = mode
     out["notice"] = notice
     default = "the reports do not give any" if mode == "llm" else "no reliable rule found any"
-    out["unfilled"] = [{"field": name, "reason": reasons.get(name, default)} for name in ITEM_FIELDS if not out[name]]
+    out["unfilled"] = [
+        {"field": name, "reason": reasons.get(name, default)} for name in ITEM_FIELDS if not out[name]
+    ]
     out.setdefault("agreement", {"agree": [], "new": {}})
     return out
 
@@ -331,3 +371,88 @@ def _default_title(docs: list[Document]) -> str:
 def _short(text: object, n: int = 60) -> str:
     s = " ".join(str(text or "").split())
     return s if len(s) <= n else s[: n - 1] + "\u2026"
+
+
+# --- markdown -------------------------------------------------------------------------------
+
+
+def summary_to_markdown(summary: dict) -> str:
+    """A structured summary as Markdown: every item with numbered citations, then the sources quoted."""
+    refs: dict[tuple[str, int, int], int] = {}
+    quotes: list[str] = []
+
+    def marks(item: dict) -> str:
+        out = []
+        for c in item.get("citations") or []:
+            key = (c["source"], c["start"], c["end"])
+            if key not in refs:
+                refs[key] = len(refs) + 1
+                quotes.append(
+                    f"[{refs[key]}] {c['source']} [{c['start']}:{c['end']}]: \u201c{c['quote']}\u201d"
+                )
+            out.append(f"[{refs[key]}]")
+        return "".join(out)
+
+    lines = [f"# {summary.get('title', 'Summary')}", ""]
+    if summary.get("notice"):
+        lines += [f"> {summary['notice']}", ""]
+    bottom = summary.get("bottom_line") or {}
+    lines += [f"**Bottom line:** {bottom.get('text', '')} {marks(bottom)}".rstrip(), ""]
+    for name, heading, render in _SECTIONS:
+        items = summary.get(name) or []
+        if items:
+            lines += [f"## {heading}", *[f"- {render(it)} {marks(it)}".rstrip() for it in items], ""]
+    lines += _agreement_section(summary.get("agreement") or {})
+    if summary.get("unfilled"):
+        lines += ["## Not filled", *[f"- {u['field']}: {u['reason']}" for u in summary["unfilled"]], ""]
+    lines += [
+        "## Sources",
+        *[
+            f"- {s['source']}: {s['title']}" + (f" ({s['date']})" if s.get("date") else "")
+            for s in summary.get("sources", [])
+        ],
+        "",
+    ]
+    if quotes:
+        lines += ["## Citations", *[f"- {q}" for q in quotes], ""]
+    lines.append(f"_Mode: {summary.get('mode', '?')}_")
+    return "\n".join(lines) + "\n"
+
+
+def _person_md(p: dict) -> str:
+    extra = ", ".join(str(p[k]) for k in ("title", "affiliation") if p.get(k))
+    return f"**{p['name']}**" + (f", {extra}" if extra else "")
+
+
+def _figure_md(f: dict) -> str:
+    return f"**{f['value']}**" + (f" {f['what']}" if f.get("what") else " (what it counts is not stated)")
+
+
+_SECTIONS: list[tuple[str, str, Callable[[dict], str]]] = [
+    ("key_points", "Key points", lambda it: it["text"]),
+    ("people", "People", _person_md),
+    ("organisations", "Organisations", lambda it: it["name"]),
+    ("places", "Places", lambda it: it["name"]),
+    ("timeline", "Timeline", lambda it: f"**{it['date_text']}** ({it['date']}): {it['event']}"),
+    ("agreements", "Agreements and decisions", lambda it: it["text"]),
+    ("figures", "Figures", _figure_md),
+    ("open_questions", "Open questions", lambda it: it["question"]),
+]
+
+
+def _agreement_section(agreement: dict) -> list[str]:
+    if not agreement.get("agree") and not any((agreement.get("new") or {}).values()):
+        return []
+    return ["## Across the reports", *agreement_markdown(agreement)]
+
+
+def agreement_markdown(agreement: dict) -> list[str]:
+    """Markdown lines: where the reports agree and what only one of them says."""
+    lines = ["**Where the reports agree**"]
+    lines += [f"- {a['text']} ({', '.join(a['sources'])})" for a in agreement.get("agree", [])] or [
+        "- nothing"
+    ]
+    lines += ["", "**What only one report says**"]
+    for source, points in agreement.get("new", {}).items():
+        lines += [f"- {source}: {p['text']}" for p in points]
+    return lines + [""]

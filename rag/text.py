@@ -30,14 +30,14 @@ def normalize(text: str) -> str:
     Typographic quotes are kept as they are (``fold`` makes them matchable).
     Paragraphs are separated by one blank line; runs of spaces become one space.
     """
-    text = unicodedata.normalize("NFC", text)
     text = text.replace("\r\n", "\n").replace("\r", "\n").replace("\u2028", "\n").replace("\u2029", "\n\n")
     text = text.translate(_ZERO_WIDTH)
     text = _CONTROL.sub(" ", text)
     text = re.sub(r"[ \t\f\v\u00a0\u2007\u202f\u3000]+", " ", text)
     text = re.sub(r" *\n *", "\n", text)
     text = re.sub(r"\n{3,}", "\n\n", text)
-    return text.strip()
+    # Compose last: removing zero-width and control characters can bring combining marks together.
+    return unicodedata.normalize("NFC", text.strip())
 
 
 def _fold_char(c: str) -> str:

@@ -11,9 +11,10 @@ from __future__ import annotations
 import html
 import re
 import unicodedata
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any
 
 from rag.retrieval import Filters
 from rag.types import Answer, Citation
@@ -83,8 +84,10 @@ def highlight_html(text: str, start: int, end: int, *, context: int | None = 500
     before = ("\u2026 " if lo > 0 else "") + html_escape(text[lo:start])
     after = html_escape(text[end:hi]) + (" \u2026" if hi < len(text) else "")
     marked = f'<mark class="dossier-cited">{html_escape(text[start:end])}</mark>' if end > start else ""
-    style = ("white-space:pre-wrap;line-height:1.6;padding:0.6rem 0.8rem;border-left:3px solid #f0b429;"
-             "max-height:28rem;overflow-y:auto;font-size:0.95rem")
+    style = (
+        "white-space:pre-wrap;line-height:1.6;padding:0.6rem 0.8rem;border-left:3px solid #f0b429;"
+        "max-height:28rem;overflow-y:auto;font-size:0.95rem"
+    )
     return f'<div class="dossier-doc" style="{style}">{before}{marked}{after}</div>'
 
 
@@ -101,10 +104,9 @@ UNSUPPORTED_FLAG = " :orange-badge[\u26a0 unsupported]"  # put after a sentence 
 
 def answer_markdown(answer: Answer) -> str:
     """The answer as safe Markdown: escaped sentences, numbered markers, a flag on unsupported ones."""
-    if answer.abstained or not answer.sentences:
+    if answer.abstained:
         return md_escape(answer.answer)
-    return " ".join(md_escape(s.text) + markers(s.citations) + ("" if _ok(s) else UNSUPPORTED_FLAG)
-                    for s in answer.sentences)
+    return sentences_markdown(answer.sentences, answer.answer)
 
 
 def _ok(sentence: Any) -> bool:
@@ -151,8 +153,11 @@ def citation_label(c: Citation) -> str:
 
 def history_for(messages: list[dict]) -> list[dict[str, str]]:
     """The conversation as the pipeline wants it: role and content only (failed turns left out)."""
-    return [{"role": m["role"], "content": str(m.get("content") or "")} for m in messages
-            if m.get("role") in {"user", "assistant"} and not m.get("error")]
+    return [
+        {"role": m["role"], "content": str(m.get("content") or "")}
+        for m in messages
+        if m.get("role") in {"user", "assistant"} and not m.get("error")
+    ]
 
 
 # --- sidebar and library ---------------------------------------------------------------------
@@ -173,18 +178,35 @@ def human_bytes(n: int | None) -> str:
 def mode_lines(status: dict) -> tuple[str, str]:
     """(headline, explanation) of the answering mode for the status panel."""
     if status.get("mode") == "llm":
-        return (f"LLM mode: {status.get('llm_model')}",
+        return (
+            f"LLM mode: {status.get('llm_model')}",
+            (
                 f"Answers are written by {status.get('llm_model')} at {status.get('llm_endpoint')} "
-                "and every citation is checked against the reports.")
-    return ("Extractive mode: no LLM is configured",
+                "and every citation is checked against the reports."
+            ),
+        )
+    return (
+        "Extractive mode: no LLM is configured",
+        (
             "Answers are sentences quoted from the reports, not generated text. "
-            "Set OPENAI_API_KEY (and optionally OPENAI_BASE_URL) to use an LLM.")
+            "Set OPENAI_API_KEY (and optionally OPENAI_BASE_URL) to use an LLM."
+        ),
+    )
 
 
 def sources_table(infos: Iterable[Any]) -> list[dict[str, Any]]:
     """Rows of the library table (plain values; the dataframe shows them as text)."""
-    return [{"Title": i.title, "Date": i.date or "", "Source": i.source, "Chunks": i.chunks,
-             "Format": i.format, "Size": human_bytes(i.chars)} for i in infos]
+    return [
+        {
+            "Title": i.title,
+            "Date": i.date or "",
+            "Source": i.source,
+            "Chunks": i.chunks,
+            "Format": i.format,
+            "Size": human_bytes(i.chars),
+        }
+        for i in infos
+    ]
 
 
 def date_bounds(infos: Iterable[Any]) -> tuple[str | None, str | None]:
@@ -209,7 +231,7 @@ def iso_to_date(value: str | None) -> Any:
 def make_filters(sources: Iterable[str] | None, date_from: Any = None, date_to: Any = None) -> Filters:
     """Filters from the widgets' values (dates may be ``datetime.date`` or ISO strings)."""
     chosen = tuple(sources or ()) or None
-    iso = lambda d: d.isoformat() if hasattr(d, "isoformat") else (str(d) if d else None)  # noqa: E731
+    iso = lambda d: d.isoformat() if hasattr(d, "isoformat") else (str(d) if d else None)
     return Filters(sources=chosen, date_from=iso(date_from), date_to=iso(date_to))
 
 
@@ -262,17 +284,26 @@ def save_uploads(files: Iterable[tuple[str, bytes]], folder: Path, *, max_bytes:
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     root = folder.resolve()
-    saved, rejected, taken = {}, [], set()
+    saved: dict[Path, str] = {}
+    rejected: list[dict[str, str]] = []
+    taken: set[str] = set()
     for given, data in files:
         shown = sanitize_filename(given)
         if len(data) > max_bytes:
-            rejected.append({"path": shown, "reason": f"too large ({len(data) / MB:.1f} MB); the limit is "
-                                                      f"{max_bytes / MB:g} MB (RAG_MAX_FILE_MB)"})
+            rejected.append(
+                {
+                    "path": shown,
+                    "reason": f"too large ({human_bytes(len(data))}); the limit is "
+                    f"{human_bytes(max_bytes)} (RAG_MAX_FILE_MB)",
+                }
+            )
             continue
         name = _unique(shown, taken)
         target = (root / name).resolve()
         if target.parent != root:  # cannot happen after sanitising; refuse rather than trust it
-            rejected.append({"path": shown, "reason": "refused: the file name points outside the upload folder"})
+            rejected.append(
+                {"path": shown, "reason": "refused: the file name points outside the upload folder"}
+            )
             continue
         target.write_bytes(data)
         taken.add(name)
@@ -283,8 +314,9 @@ def save_uploads(files: Iterable[tuple[str, bytes]], folder: Path, *, max_bytes:
 Progress = Callable[[int, int, str], None]
 
 
-def ingest_uploads(pipeline: Any, files: Iterable[tuple[str, bytes]], folder: Path,
-                   progress: Progress | None = None) -> Any:
+def ingest_uploads(
+    pipeline: Any, files: Iterable[tuple[str, bytes]], folder: Path, progress: Progress | None = None
+) -> Any:
     """Save uploads into ``folder`` and ingest them; every refusal is reported under the file's name.
 
     Returns the pipeline's ``IngestReport`` with size refusals added to ``rejected``
@@ -313,13 +345,27 @@ def ingest_summary(report: Any) -> list[tuple[str, str]]:
     """(level, message) lines for an ingest report: 'success', 'info' or 'error' (texts not escaped)."""
     lines: list[tuple[str, str]] = []
     if report.added:
-        lines.append(("success", f"Added {len(report.added)} report(s): "
-                      + ", ".join(f"{e.get('path')} ({e.get('chunks', 0)} chunks)" for e in report.added)))
+        lines.append(
+            (
+                "success",
+                f"Added {len(report.added)} report(s): "
+                + ", ".join(f"{e.get('path')} ({e.get('chunks', 0)} chunks)" for e in report.added),
+            )
+        )
     if report.updated:
-        lines.append(("success", f"Updated {len(report.updated)} report(s): "
-                      + ", ".join(str(e.get("path")) for e in report.updated)))
+        lines.append(
+            (
+                "success",
+                f"Updated {len(report.updated)} report(s): "
+                + ", ".join(str(e.get("path")) for e in report.updated),
+            )
+        )
     for e in report.unchanged:
-        why = f"same text as {e['duplicate_of']}" if e.get("duplicate_of") else "already in the library, unchanged"
+        why = (
+            f"same text as {e['duplicate_of']}"
+            if e.get("duplicate_of")
+            else "already in the library, unchanged"
+        )
         lines.append(("info", f"{e.get('path')}: {why}"))
     for e in report.rejected:
         lines.append(("error", f"{e.get('path')}: {e.get('reason')}"))
@@ -329,18 +375,27 @@ def ingest_summary(report: Any) -> list[tuple[str, str]]:
 # --- briefs --------------------------------------------------------------------------------------------
 
 SUMMARY_SECTIONS = [
-    ("key_points", "Key points"), ("people", "People"), ("organisations", "Organisations"), ("places", "Places"),
-    ("timeline", "Timeline"), ("agreements", "Agreements and decisions"), ("figures", "Figures"),
+    ("key_points", "Key points"),
+    ("people", "People"),
+    ("organisations", "Organisations"),
+    ("places", "Places"),
+    ("timeline", "Timeline"),
+    ("agreements", "Agreements and decisions"),
+    ("figures", "Figures"),
     ("open_questions", "Open questions"),
 ]
+
+
+ALWAYS_SHOWN = {"people", "organisations", "places", "timeline", "figures", "open_questions"}
 
 
 def sentences_markdown(sentences: list[Any], fallback: str = "") -> str:
     """Checked sentences as safe Markdown with markers and a flag on unsupported ones."""
     if not sentences:
         return md_escape(fallback)
-    return " ".join(md_escape(s.text) + markers(s.citations) + ("" if _ok(s) else UNSUPPORTED_FLAG)
-                    for s in sentences)
+    return " ".join(
+        md_escape(s.text) + markers(s.citations) + ("" if _ok(s) else UNSUPPORTED_FLAG) for s in sentences
+    )
 
 
 def _summary_item(field_name: str, item: dict) -> str:
@@ -367,103 +422,184 @@ def summary_sections(summary: dict, *, quotes: bool = False) -> list[tuple[str, 
     """
     out: list[tuple[str, str]] = []
     many = len(summary.get("sources") or []) > 1
+    why = {r.get("field"): r.get("reason") for r in summary.get("unfilled") or []}
     for name, heading in SUMMARY_SECTIONS:
         items = summary.get(name) or []
         if not items:
+            if name in ALWAYS_SHOWN:
+                reason = why.get(name)
+                out.append((heading, "*None found" + (f": {md_escape(reason)}*" if reason else ".*")))
             continue
         lines = []
         for item in items:
             cites = item.get("citations") or []
             line = "- " + _summary_item(name, item)
             if many:
-                line += "".join(f" :gray-badge[{md_escape(s)}]" for s in dict.fromkeys(c["source"] for c in cites))
+                line += "".join(
+                    f" :gray-badge[{md_escape(s)}]" for s in dict.fromkeys(c["source"] for c in cites)
+                )
             lines.append(line)
             if quotes:
                 lines += [f"    - *\u201c{md_escape(c.get('quote', ''))}\u201d*" for c in cites]
         out.append((heading, "\n".join(lines)))
     agreement = summary.get("agreement") or {}
     if agreement.get("agree"):
-        out.append(("Where the reports agree", "\n".join(
-            f"- {md_escape(a.get('text', ''))} ({md_escape(', '.join(a.get('sources') or []))})"
-            for a in agreement["agree"])))
+        out.append(
+            (
+                "Where the reports agree",
+                "\n".join(
+                    f"- {md_escape(a.get('text', ''))} ({md_escape(', '.join(a.get('sources') or []))})"
+                    for a in agreement["agree"]
+                ),
+            )
+        )
     if agreement.get("new"):
-        out.append(("What each report adds", "\n".join(
-            f"- **{md_escape(n.get('source', ''))}:** {md_escape(n.get('text', ''))}" for n in agreement["new"])))
+        out.append(
+            (
+                "What each report adds",
+                "\n".join(
+                    f"- **{md_escape(n.get('source', ''))}:** {md_escape(n.get('text', ''))}"
+                    for n in agreement["new"]
+                ),
+            )
+        )
     return out
 
 
-def unfilled_note(summary: dict) -> str | None:
-    """Which summary fields are empty and why (escaped Markdown), or None."""
-    rows = summary.get("unfilled") or []
-    if not rows:
-        return None
-    return "Left empty: " + "; ".join(f"{md_escape(r.get('field', ''))} ({md_escape(r.get('reason', ''))})"
-                                      for r in rows)
-
-
 # --- evaluation -------------------------------------------------------------------------------------------
+
+# Metrics shown as headline tiles, in this order (per part of the suite, e.g. "gold/f1"); the rest are in a table.
+HEADLINE = [
+    "contains_gold",
+    "f1",
+    "hits_at_5_doc",
+    "recall_at_10_chunk",
+    "mrr_at_10_chunk",
+    "mh_hits_at_10",
+    "mh_accuracy",
+    "citation_precision",
+    "citation_recall",
+    "supported_sentences",
+    "abstention_precision",
+    "abstention_recall",
+    "rouge1",
+    "rouge2",
+    "rougeLsum",
+    "key_fact_recall",
+    "length_ok",
+    "latency_ask",
+    "latency_brief",
+]
 
 
 def fmt_num(value: Any, digits: int = 3) -> str:
     """A metric value for display ('n/a' when missing)."""
     if value is None:
         return "n/a"
-    if isinstance(value, float):
-        return f"{value:.{digits}f}"
-    return str(value)
+    return f"{value:.{digits}f}" if isinstance(value, float) else str(value)
 
 
-def headline_metrics(scored: dict) -> list[dict[str, Any]]:
-    """One row per metric: value, CI, n, the first baseline that scored it, and its anchor if any."""
+def _split(name: str) -> tuple[str, str]:
+    """'gold/f1' -> ('gold', 'f1'); 'f1' -> ('', 'f1')."""
+    part, _, metric = name.rpartition("/")
+    return part, metric
+
+
+def eval_parts(scored: dict) -> list[str]:
+    """The parts of a run (datasets of the suite), in run order; '' for un-namespaced metrics."""
+    return list(dict.fromkeys(_split(n)[0] for n in scored.get("metrics") or {}))
+
+
+def metric_rows(scored: dict, part: str, *, headline: bool) -> list[dict[str, Any]]:
+    """Metrics of one part: value, CI, n, every baseline's value, the delta to the first, and anchors."""
+    metrics = {n: m for n, m in (scored.get("metrics") or {}).items() if _split(n)[0] == part}
+    names = list(metrics)
+    if headline:
+        chosen = [n for key in HEADLINE for n in names if _split(n)[1] == key]
+        names = chosen or names[:8]
     rows = []
-    baselines = scored.get("baselines") or {}
-    anchors = scored.get("anchors") or {}
-    for name, m in (scored.get("metrics") or {}).items():
-        base_name, base = next(((b, ms[name]) for b, ms in baselines.items() if name in ms), (None, None))
-        value, base_value = m.get("value"), (base or {}).get("value")
-        delta = value - base_value if isinstance(value, (int, float)) and isinstance(base_value, (int, float)) else None
-        ci = m.get("ci")
-        help_parts = [f"95% CI {fmt_num(ci[0])}\u2013{fmt_num(ci[1])}" if ci else "no CI", f"n = {m.get('n', '?')}"]
-        if base_name:
-            help_parts.append(f"baseline {base_name}: {fmt_num(base_value)}")
-        anchor = anchors.get(name)
-        if anchor:
-            help_parts.append(f"anchor: expected {fmt_num(anchor.get('expected'))} ({anchor.get('source', '')})")
-        rows.append({"name": name, "value": value, "ci": ci, "n": m.get("n"), "baseline": base_name,
-                     "baseline_value": base_value, "delta": delta, "anchor": anchor, "help": "; ".join(help_parts)})
+    for name in names:
+        m = metrics[name]
+        bases = [
+            (b, ms[name].get("value")) for b, ms in (scored.get("baselines") or {}).items() if name in ms
+        ]
+        anchors = [
+            a
+            for key, a in (scored.get("anchors") or {}).items()
+            if key == name or key.startswith(name + " vs ")
+        ]
+        value, ci = m.get("value"), m.get("ci")
+        first = bases[0] if bases else (None, None)
+        numeric = isinstance(value, (int, float)) and isinstance(first[1], (int, float))
+        notes = [
+            f"95% CI {fmt_num(ci[0])}\u2013{fmt_num(ci[1])}" if ci else "no CI",
+            f"n = {m.get('n', '?')}",
+        ]
+        notes += [f"baseline {b}: {fmt_num(v)}" for b, v in bases]
+        notes += [f"anchor {fmt_num(a.get('expected'))} ({a.get('source', '')})" for a in anchors]
+        rows.append(
+            {
+                "name": _split(name)[1],
+                "metric": name,
+                "value": value,
+                "ci": ci,
+                "n": m.get("n"),
+                "baseline": first[0],
+                "delta": value - first[1] if numeric else None,
+                "baselines": dict(bases),
+                "anchors": anchors,
+                "help": "; ".join(notes),
+            }
+        )
     return rows
 
 
-def baseline_rows(scored: dict) -> list[dict[str, Any]]:
-    """Every baseline metric next to the run's own value."""
-    metrics = scored.get("metrics") or {}
-    return [{"baseline": b, "metric": name, "baseline value": m.get("value"),
-             "this run": (metrics.get(name) or {}).get("value")}
-            for b, ms in (scored.get("baselines") or {}).items() for name, m in ms.items()]
+def metric_table(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """``metric_rows`` as plain table rows (one column per baseline)."""
+    out = []
+    for r in rows:
+        ci = r["ci"] or [None, None]
+        row = {"metric": r["name"], "value": r["value"], "CI low": ci[0], "CI high": ci[1], "n": r["n"]}
+        row.update({f"baseline {b}": v for b, v in r["baselines"].items()})
+        out.append(row)
+    return out
 
 
-def anchor_rows(scored: dict) -> list[dict[str, Any]]:
-    """Anchors: our reproduction of a published number next to the number expected."""
-    return [{"anchor": name, "value": a.get("value"), "expected": a.get("expected"), "source": a.get("source", "")}
-            for name, a in (scored.get("anchors") or {}).items()]
+def anchor_rows(scored: dict, part: str | None = None) -> list[dict[str, Any]]:
+    """Anchors: our number next to the published (or locally measured) number it should reproduce."""
+    return [
+        {
+            "anchor": name,
+            "ours": a.get("value"),
+            "expected": a.get("expected"),
+            "difference": (a["value"] - a["expected"])
+            if isinstance(a.get("value"), (int, float)) and isinstance(a.get("expected"), (int, float))
+            else None,
+        }
+        for name, a in (scored.get("anchors") or {}).items()
+        if part is None or _split(name.split(" vs ")[0])[0] == part
+    ]
 
 
-def by_k_columns(by_k: dict) -> dict[str, list]:
-    """``{"k": [...], series: [...]}`` for a line chart with k on the x axis."""
-    ks = sorted({int(k) for series in by_k.values() for k in series})
+def by_k_columns(by_k: dict, part: str = "") -> dict[str, list]:
+    """``{"k": [...], series: [...]}`` for a line chart with k on the x axis (series of one part)."""
+    series = {n: s for n, s in by_k.items() if not part or n == part or n.startswith(part + " ")}
+    ks = sorted({int(k) for s in series.values() for k in s})
     cols: dict[str, list] = {"k": ks}
-    for name, series in by_k.items():
-        cols[name] = [series.get(str(k), series.get(k)) for k in ks]
-    return cols
+    for name, s in series.items():
+        cols[name[len(part) :].strip() or name] = [s.get(str(k), s.get(k)) for k in ks]
+    return cols if len(cols) > 1 else {}
 
 
-def by_type_columns(by_type: dict) -> dict[str, list]:
-    """``{"type": [...], metric: [...]}`` for a grouped bar chart by question type."""
-    types = list(by_type)
-    names = list(dict.fromkeys(m for t in by_type.values() for m in t))
-    cols: dict[str, list] = {"type": types}
+def by_type_columns(by_type: dict, part: str = "", metrics: Iterable[str] | None = None) -> dict[str, list]:
+    """``{"type": [...], metric: [...]}`` for a grouped bar chart by question type (types of one part)."""
+    types = {t.split(":", 1)[-1]: v for t, v in by_type.items() if not part or t.startswith(part + ":")}
+    names = list(dict.fromkeys(m for v in types.values() for m in v if metrics is None or m in metrics))
+    if not types or not names:
+        return {}
+    cols: dict[str, list] = {"type": list(types)}
     for name in names:
-        cols[name] = [((by_type[t].get(name) or {}).get("value")) for t in types]
+        cols[name] = [(v.get(name) or {}).get("value") for v in types.values()]
     return cols
 
 
@@ -477,16 +613,14 @@ def latency_columns(latency: list[float], bins: int = 10) -> dict[str, list]:
     counts = [0] * bins
     for v in values:
         counts[min(int((v - lo) / width), bins - 1)] += 1
-    labels = [f"{lo + i * width:.2f}" for i in range(bins)]
-    return {"seconds": labels, "questions": counts}
+    return {"seconds": [f"{lo + i * width:.2f}" for i in range(bins)], "questions": counts}
 
 
 def progress_args(*args: Any) -> tuple[int, int, str]:
     """(done, total, label) from a progress call in either order: (done, total, label) or (label, done, total)."""
-    numbers = [a for a in args if isinstance(a, (int, float)) and not isinstance(a, bool)]
-    words = [str(a) for a in args if isinstance(a, str)]
-    done, total = (list(map(int, numbers)) + [0, 0])[:2]
-    return done, max(total, 1), " ".join(words)
+    numbers = [int(a) for a in args if isinstance(a, (int, float)) and not isinstance(a, bool)]
+    done, total = (numbers + [0, 0])[:2]
+    return done, max(total, 1), " ".join(str(a) for a in args if isinstance(a, str))
 
 
 def percentile(values: list[float], q: float) -> float | None:
@@ -494,17 +628,28 @@ def percentile(values: list[float], q: float) -> float | None:
     vals = sorted(float(v) for v in values if v is not None)
     if not vals:
         return None
-    rank = max(1, min(len(vals), int(round(q / 100 * len(vals) + 0.5))))
-    return vals[rank - 1]
+    return vals[max(1, min(len(vals), round(q / 100 * len(vals) + 0.5))) - 1]
 
 
-def question_rows(questions: list[dict]) -> list[dict[str, Any]]:
-    """The per-question table: id, type, verdict, question, answer, then every metric value."""
+def question_rows(
+    questions: list[dict], part: str = "", metrics: Iterable[str] = HEADLINE
+) -> list[dict[str, Any]]:
+    """The per-question table of one part: id, type, verdict, question, answer, gold, then headline metrics."""
+    keep = list(metrics)
     rows = []
     for q in questions:
-        row = {"id": q.get("id"), "type": q.get("type"), "verdict": q.get("verdict"),
-               "question": q.get("question"), "answer": q.get("answer"),
-               "gold": "; ".join(map(str, q.get("gold") or []))}
-        row.update({k: v for k, v in (q.get("values") or {}).items()})
+        if part and q.get("part", part) != part:
+            continue
+        gold = q.get("gold")
+        row = {
+            "id": q.get("id"),
+            "type": q.get("type"),
+            "verdict": q.get("verdict"),
+            "question": q.get("question"),
+            "answer": q.get("answer"),
+            "gold": "; ".join(map(str, gold)) if isinstance(gold, list) else gold,
+        }
+        values = q.get("values") or {}
+        row.update({k: values[k] for k in keep if k in values})
         rows.append(row)
     return rows

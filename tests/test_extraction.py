@@ -24,12 +24,20 @@ def test_sample_people_titles_and_affiliations(sample_text):
     people = {p.fields["name"]: p.fields for p in extract([sample_text]).people}
     assert people["Sanjeev Kumar"]["title"] == "Secretary of Defence Production"
     assert people["Sanjeev Kumar"]["affiliation"] == "Indian side"
-    assert people["Andrey A. Boytsov"] == {"name": "Andrey A. Boytsov", "title": "First Deputy Director",
-                                           "affiliation": "FSMTC"}
+    assert people["Andrey A. Boytsov"] == {
+        "name": "Andrey A. Boytsov",
+        "title": "First Deputy Director",
+        "affiliation": "FSMTC",
+    }
     assert people["D.K. Sunil"] == {"name": "D.K. Sunil", "title": "CMD", "affiliation": "HAL"}
     dylevsky = people["Lt Gen Dylevsky Igor Nikolaevich"]
     assert dylevsky["title"].startswith("Deputy Chief of the Main Operational Directorate")
-    assert set(people) == {"Sanjeev Kumar", "Andrey A. Boytsov", "D.K. Sunil", "Lt Gen Dylevsky Igor Nikolaevich"}
+    assert set(people) == {
+        "Sanjeev Kumar",
+        "Andrey A. Boytsov",
+        "D.K. Sunil",
+        "Lt Gen Dylevsky Igor Nikolaevich",
+    }
 
 
 def test_sample_organisations_and_places(sample_text):
@@ -55,12 +63,14 @@ def test_no_dates_or_figures_invented_for_a_report_without_them(sample_text):
 
 
 def test_timeline_sorted_and_spans_exact():
-    text = ("The deal was signed on 12 March 2024 in Berlin. Talks began on 3 January 2024. "
-            "A review is due on 5 May. The ministry approved $1.6 billion for 70,000 homes.")
+    text = (
+        "The deal was signed on 12 March 2024 in Berlin. Talks began on 3 January 2024. "
+        "A review is due on 5 May. The ministry approved $1.6 billion for 70,000 homes."
+    )
     found = extract([text])
     assert [m.fields["date"] for m in found.timeline] == ["2024-01-03", "2024-03-12", "--05-05"]
     for m in found.timeline:
-        assert m.fields["date_text"] in text[m.start:m.end]
+        assert m.fields["date_text"] in text[m.start : m.end]
     figures = {m.fields["value"]: m.fields["what"] for m in found.figures}
     assert figures == {"$1.6 billion": None, "70,000": "homes"}
     assert [m.fields["text"] for m in found.agreements][0].startswith("The deal was signed")
@@ -68,7 +78,11 @@ def test_timeline_sorted_and_spans_exact():
 
 def test_title_before_name_and_initials():
     people = find_people(_sentence("Defence Minister Rajnath Singh met Dr. A. P. J. Kalam."), 0)
-    assert people and people[0].fields == {"name": "Rajnath Singh", "title": "Defence Minister", "affiliation": None}
+    assert people and people[0].fields == {
+        "name": "Rajnath Singh",
+        "title": "Defence Minister",
+        "affiliation": None,
+    }
 
 
 def test_figures_skip_years_and_dates():
@@ -77,18 +91,30 @@ def test_figures_skip_years_and_dates():
 
 
 def test_candidates_drop_news_boilerplate():
-    text = ("By . Daily Mail Reporter . PUBLISHED: . 12:01 EST, 1 May 2014 . | . UPDATED: . 12:30 EST, 1 May 2014 . "
-            "A council approved the new bridge on Tuesday after years of debate. Scroll down for video "
-            "Uproar: Residents gathered outside the town hall to protest. "
-            "CNN's Jane Doe contributed to this report.")
+    text = (
+        "By . Daily Mail Reporter . PUBLISHED: . 12:01 EST, 1 May 2014 . | . "
+        "UPDATED: . 12:30 EST, 1 May 2014 . "
+        "A council approved the new bridge on Tuesday after years of debate. Scroll down for video "
+        "Uproar: Residents gathered outside the town hall to protest. "
+        "CNN's Jane Doe contributed to this report."
+    )
     cands = candidate_sentences(text)
     assert [c.text for c in cands] == ["A council approved the new bridge on Tuesday after years of debate."]
-    assert all(text[c.start:c.end] == c.text for c in cands)
+    assert all(text[c.start : c.end] == c.text for c in cands)
+
+
+def test_a_leading_label_is_cut_but_later_captions_are_dropped():
+    text = "Moscow: The working group met on Tuesday. Handshake: The two delegations posed for photos afterwards."
+    assert [c.text for c in candidate_sentences(text)] == ["The working group met on Tuesday."]
 
 
 def test_candidates_of_tokenised_text_and_datelines():
-    text = "cairo ( cnn ) an egyptian court has sentenced 71 people to life . the church was torched by a mob ."
+    text = (
+        "cairo ( cnn ) an egyptian court has sentenced 71 people to life . the church was torched by a mob ."
+    )
     assert is_tokenised(text)
     cands = candidate_sentences(text)
-    assert [c.text for c in cands] == ["an egyptian court has sentenced 71 people to life .",
-                                       "the church was torched by a mob ."]
+    assert [c.text for c in cands] == [
+        "an egyptian court has sentenced 71 people to life .",
+        "the church was torched by a mob .",
+    ]

@@ -66,8 +66,7 @@ def test_normalize_output_is_tidy(text):
     assert not re.search(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\u200b\ufeff]", out)
 
 
-@pytest.mark.xfail(strict=True, reason="rag.text.normalize composes (NFC) before dropping zero-width chars")
-def test_normalize_is_idempotent_known_bug():
+def test_normalize_is_idempotent_across_removed_zero_width_chars():
     text = "e\u200b\u0301"  # NFC cannot compose across the zero-width space, which is then removed
     assert normalize(normalize(text)) == normalize(text)
 

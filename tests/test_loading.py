@@ -5,6 +5,7 @@ from __future__ import annotations
 import codecs
 import datetime as dt
 import os
+import time
 from pathlib import Path
 
 import pytest
@@ -150,7 +151,8 @@ def test_size_limit_is_checked_before_reading(tmp_path):
 
 
 def test_markdown_heading_title_and_marks_dropped(tmp_path):
-    md = "---\ntitle: Front title\ndate: 2024-02-01\n---\n# Heading one\n\nPara *one*.\n\n## Sub ##\n\nPara two."
+    md = "---\ntitle: Front title\ndate: 2024-02-01\n---\n"
+    md += "# Heading one\n\nPara *one*.\n\n## Sub ##\n\nPara two."
     doc = load(write(tmp_path / "r.md", md))
     assert (doc.title, doc.date, doc.format) == ("Front title", "2024-02-01", "md")
     assert doc.text == "Heading one\n\nPara *one*.\n\nSub\n\nPara two."
@@ -161,7 +163,7 @@ def test_markdown_heading_title_and_marks_dropped(tmp_path):
 HTML = """<!doctype html><html><head><title>Page &amp; title</title>
 <meta property="article:published_time" content="2024-03-12T09:30:00+05:30">
 <style>p {color: red}</style><script>var x = "<p>no</p>";</script></head>
-<body><nav><a href="/">Home</a> Menu</nav>
+<body><nav><a href="/">Home</a> Menu</nav><!-- <div>Commented out</div> -->
 <article><h1>Headline</h1><p>First   paragraph
 continues here.</p><p>Second<br>line &eacute;t&eacute;.</p>
 <ul><li>Item one</li><li>Item two</li></ul>
@@ -173,9 +175,10 @@ def test_html_text_title_blocks_and_meta_date(tmp_path):
     assert doc.title == "Page & title" and doc.format == "html"
     assert (doc.date, doc.date_note) == ("2024-03-12", "HTML meta article:published_time")
     assert doc.text == (
-        "Headline\n\nFirst paragraph continues here.\n\nSecond\nline \u00e9t\u00e9.\n\nItem one\n\nItem two\n\nA B"
+        "Headline\n\nFirst paragraph continues here.\n\nSecond\nline \u00e9t\u00e9."
+        "\n\nItem one\n\nItem two\n\nA B"
     )
-    for junk in ("Menu", "color", "var x", "no</p>"):
+    for junk in ("Menu", "color", "var x", "no</p>", "Commented", "<!--"):
         assert junk not in doc.text
 
 
@@ -195,7 +198,8 @@ def test_html_date_sources(tmp_path, head, note):
 
 
 def test_html_without_title_uses_h1_and_declared_charset(tmp_path):
-    page = '<html><head><meta charset="iso-8859-1"></head><body><h1>Caf\u00e9 news</h1><p>Text.</p></body></html>'
+    page = '<html><head><meta charset="iso-8859-1"></head>'
+    page += "<body><h1>Caf\u00e9 news</h1><p>Text.</p></body></html>"
     doc = load(write(tmp_path / "p.html", page.encode("latin-1")))
     assert doc.title == "Caf\u00e9 news" and doc.date is None
 
@@ -204,6 +208,18 @@ def test_html_that_is_only_markup_is_empty(tmp_path):
     assert "empty" in reason_of(
         write(tmp_path / "p.html", "<html><script>x()</script><nav>menu</nav></html>")
     )
+
+
+def test_hostile_markup_stays_fast():
+    """Shapes that make html.parser or naive heading regexes quadratic (minutes before the guards)."""
+    start = time.perf_counter()
+    assert load_text("<a " * 20_000 + "text", source="p.html", fmt="html").text.endswith("text")
+    assert load_text("# a" + " \t" * 20_000 + "x", source="h.md", fmt="md").title.endswith("x")
+    assert time.perf_counter() - start < 5
+
+
+def test_markdown_closing_hashes_need_a_space():
+    assert load_text("# Learn C#\n\nBody.", source="c.md", fmt="md").title == "Learn C#"
 
 
 # --- pdf -------------------------------------------------------------------------------------

@@ -126,7 +126,7 @@ def test_store_refuses_another_embedder(pipe, library, settings):
 def test_reindex_with_another_embedder(settings, embedder, library, fake_openai):
     """A store built locally, reopened with an OpenAI-compatible embedder: refused, then rebuilt by reindex."""
     build_pipeline(settings, embedder=embedder).ingest([library])
-    remote = settings.replace(embedder="openai/text-embedding-3-small", openai_api_key="sk-test-reindex",
+    remote = settings.replace(embedder="openai/compat-embed-16", openai_api_key="sk-test-reindex",
                               openai_base_url=fake_openai.base_url)
     with pytest.raises(EmbedderMismatchError):
         build_pipeline(remote)

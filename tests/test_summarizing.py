@@ -42,8 +42,10 @@ def sample() -> Document:
 
 @pytest.fixture(scope="module")
 def two_reports() -> list[Document]:
-    return [load_text(REPORT_A, source="a.txt", date="2024-03-12"),
-            load_text(REPORT_B, source="b.txt", date="2024-03-13")]
+    return [
+        load_text(REPORT_A, source="a.txt", date="2024-03-12"),
+        load_text(REPORT_B, source="b.txt", date="2024-03-13"),
+    ]
 
 
 def _docs(docs: list[Document]) -> dict[str, Document]:
@@ -56,7 +58,7 @@ def _assert_brief_cited(brief: Brief, docs: list[Document], limit: int) -> None:
     assert brief.sentences and all(s.citations for s in brief.sentences)
     assert [c.key for c in brief.citations] == list(range(1, len(brief.citations) + 1))
     for c in brief.citations:
-        assert by_source[c.source].text[c.start:c.end] == c.quote
+        assert by_source[c.source].text[c.start : c.end] == c.quote
     assert all(s.supported for s in brief.sentences), [s.problems for s in brief.sentences]
     json.dumps(brief.to_dict())
 
@@ -84,7 +86,7 @@ def test_extractive_brief_trims_an_overlong_first_sentence(embedder, settings, s
     assert brief.word_count <= 12 and len(brief.sentences) == 1
     assert "trimmed" in brief.sentences[0].problems[0] and brief.notice
     c = brief.citations[0]
-    assert sample.text[c.start:c.end] == c.quote == brief.text
+    assert sample.text[c.start : c.end] == c.quote == brief.text
 
 
 def test_extractive_summary_of_the_sample(embedder, settings, sample):
@@ -128,12 +130,15 @@ def test_multi_report_agreement_and_new(embedder, settings, two_reports):
     summary = summarizer.summary(two_reports)
     _assert_summary_valid(summary, two_reports)
     assert summary["agreement"]["agree"] and [t["date"] for t in summary["timeline"]] == sorted(
-        t["date"] for t in summary["timeline"])
+        t["date"] for t in summary["timeline"]
+    )
     assert "Where the reports agree" in summary_to_markdown(summary)
 
 
 def test_extractive_brief_text_for_the_eval_harness(embedder):
-    text = "cairo ( cnn ) an egyptian court has sentenced 71 people to life in prison . the church was torched ."
+    text = (
+        "cairo ( cnn ) an egyptian court has sentenced 71 people to life in prison . the church was torched ."
+    )
     out = extractive_brief_text(text, embedder, max_words=20)
     assert out.startswith("an egyptian court") and word_count(out) <= 20
 
@@ -142,8 +147,9 @@ def test_extractive_brief_text_for_the_eval_harness(embedder):
 
 
 def _chat(fake_openai, **overrides):
-    settings = Settings(openai_api_key="test-key", openai_base_url=fake_openai.base_url, llm_max_retries=0,
-                        **overrides)
+    settings = Settings(
+        openai_api_key="test-key", openai_base_url=fake_openai.base_url, llm_max_retries=0, **overrides
+    )
     return build_chat_model(settings), settings
 
 
@@ -158,18 +164,30 @@ def _first_words(text: str, n: int = 8) -> str:
 
 def _kind(request: dict) -> str:
     system = request["messages"][0]["content"]
-    return "map" if system.startswith("You take notes") else "summary" if "structured summaries" in system else "brief"
+    return (
+        "map"
+        if system.startswith("You take notes")
+        else "summary"
+        if "structured summaries" in system
+        else "brief"
+    )
 
 
 def _brief_reply(request: dict, invent: bool = False) -> dict:
     passages = _passages(request)
     sentences = []
     for key, text in list(passages.items())[:2]:
-        sentences.append({"text": _first_words(text, 12), "citations": [{"key": key, "quote": _first_words(text)}]})
+        sentences.append(
+            {"text": _first_words(text, 12), "citations": [{"key": key, "quote": _first_words(text)}]}
+        )
     if invent:
         key, text = next(iter(passages.items()))
-        sentences.append({"text": "42 officials from Sanjeev Kumar's team attended the meeting.",
-                          "citations": [{"key": key, "quote": _first_words(text)}]})
+        sentences.append(
+            {
+                "text": "42 officials from Sanjeev Kumar's team attended the meeting.",
+                "citations": [{"key": key, "quote": _first_words(text)}],
+            }
+        )
     return {"sentences": sentences}
 
 
@@ -184,13 +202,32 @@ def _summary_reply(request: dict) -> dict:
 
     return {
         "title": "India-Russia working group meets in Moscow",
-        "bottom_line": {"text": "The 23rd meeting session of the Working Group took place in Moscow.",
-                        "citations": cite(first, "took place in Moscow")},
-        "key_points": [{"text": "The meeting took place in Moscow.", "citations": cite(first, "took place in Moscow")}],
-        "people": [{"name": "D.K. Sunil", "title": "CMD", "affiliation": "HAL", "citations": cite(who, "D.K. Sunil, CMD (HAL)")}],
+        "bottom_line": {
+            "text": "The 23rd meeting session of the Working Group took place in Moscow.",
+            "citations": cite(first, "took place in Moscow"),
+        },
+        "key_points": [
+            {"text": "The meeting took place in Moscow.", "citations": cite(first, "took place in Moscow")}
+        ],
+        "people": [
+            {
+                "name": "D.K. Sunil",
+                "title": "CMD",
+                "affiliation": "HAL",
+                "citations": cite(who, "D.K. Sunil, CMD (HAL)"),
+            },
+            {
+                "name": "D.K. Sunil",
+                "title": "CMD",
+                "affiliation": "HAL",
+                "citations": cite(who, "D.K. Sunil"),
+            },
+        ],
         "organisations": [{"name": "HAL", "citations": cite(who, "CMD (HAL)")}],
         "places": [{"name": "Moscow", "citations": cite(first, "Moscow")}],
-        "timeline": [], "agreements": [], "figures": [],
+        "timeline": [],
+        "agreements": [],
+        "figures": [],
         "open_questions": [{"question": "When will the next meeting take place?", "citations": []}],
     }
 
@@ -232,9 +269,16 @@ def test_llm_summary_validated(fake_openai, embedder, sample):
     fake_openai.responder = _summary_reply
     summary = Summarizer(embedder, chat, settings=settings).summary([sample])
     _assert_summary_valid(summary, [sample])
-    assert summary["mode"] == "llm" and summary["people"][0]["citations"][0]["quote"] == "D.K. Sunil, CMD (HAL)"
+    assert (
+        summary["mode"] == "llm" and summary["people"][0]["citations"][0]["quote"] == "D.K. Sunil, CMD (HAL)"
+    )
+    assert len(summary["people"]) == 1  # listed twice by the model, counted once
     assert {u["field"] for u in summary["unfilled"]} == {"timeline", "agreements", "figures"}
     assert validate_schema(summary, load_summary_schema()) == []
+    assert len(fake_openai.chat_requests()) == 1
+    # the model's passages: the paragraph quoted twice in the report is shown once
+    shown = _passages(fake_openai.chat_requests()[0].json)
+    assert sum("Strategic discussions encompassed" in t for t in shown.values()) == 1
 
 
 def _long_report() -> Document:
@@ -244,7 +288,7 @@ def _long_report() -> Document:
     paragraphs = []
     for body in bodies[:6]:
         sentences = re.split(r"(?<=[.!?])\s+", body[:2500])
-        paragraphs += [" ".join(sentences[i:i + 4]) for i in range(0, len(sentences) - 1, 4)]
+        paragraphs += [" ".join(sentences[i : i + 4]) for i in range(0, len(sentences) - 1, 4)]
     return load_text("\n\n".join(paragraphs), source="long.txt", title="Long report")
 
 
@@ -253,8 +297,9 @@ def test_long_report_goes_through_map_reduce(fake_openai, embedder):
     chat, settings = _chat(fake_openai, context_tokens=900)
     fake_openai.responder = _brief_reply
     calls: list[tuple[int, int, str]] = []
-    brief = Summarizer(embedder, chat, settings=settings).brief([doc], words=80,
-                                                                progress=lambda *a: calls.append(a))
+    brief = Summarizer(embedder, chat, settings=settings).brief(
+        [doc], words=80, progress=lambda *a: calls.append(a)
+    )
     kinds = [_kind(r.json) for r in fake_openai.chat_requests()]
     assert kinds.count("map") > 1 and kinds[-1] == "brief"
     assert any("Reading part" in m for _, _, m in calls) and calls[-1][0] == calls[-1][1]
@@ -263,7 +308,9 @@ def test_long_report_goes_through_map_reduce(fake_openai, embedder):
     final_prompt = fake_openai.chat_requests()[-1].json["messages"][1]["content"]
     from rag.tokens import TokenCounter
 
-    passages_text = "\n\n".join(f"<passage key=\"{k}\">\n{t}\n</passage>" for k, t in PASSAGE.findall(final_prompt))
+    passages_text = "\n\n".join(
+        f'<passage key="{k}">\n{t}\n</passage>' for k, t in PASSAGE.findall(final_prompt)
+    )
     assert TokenCounter(settings.llm_model).count(passages_text) <= 900 + 50
 
 
