@@ -9,7 +9,11 @@ sentences split by ``rag.evaluation.brief_metrics.split_simple`` and newline-joi
 Length: our brief gets, per article, a budget of the Lead-k baseline's own word
 count (``rag.text.word_count`` of Lead-3 for CNN/DM, Lead-1 for XSum) and never
 exceeds it. The summariser's hyper-parameters were chosen on the dev half (even
-ids) only; the test half (odd ids) and all 200 are reported separately.
+ids) only; the test half (odd ids) and all 200 are reported separately. Both sets
+run with the same default ``ExtractiveParams`` (no per-dataset switch): the brief's
+compression (attributions, datelines, parentheticals cut; a one-sentence brief topped
+up with the next-best sentence's leading words) was chosen on the dev halves of
+both sets, without looking at the test halves.
 
 Run: ``.venv/bin/python bench/brief_rouge.py`` (about 2 minutes of CPU; embedding ~10k sentences).
 """

@@ -7,7 +7,8 @@
   first half (in whole sentences) of one real chunk and the second half of a real chunk of another
   article; its vector is the length-weighted mix of the two real vectors, renormalised. New documents
   are runs of such chunks under distinct source names. See BENCHMARKS.md for why and how close it is.
-* ``questions(n)``: real questions (MultiHop-RAG queries and SQuAD dev questions), interleaved.
+* ``questions(n, skip)``: real questions (MultiHop-RAG queries and SQuAD dev questions), interleaved;
+  timed sets, warm-up sets and the cold-start question are disjoint slices.
 """
 
 from __future__ import annotations
@@ -219,5 +220,11 @@ def questions(n: int, *, seed: int = 11, skip: int = 0) -> list[str]:
           for p in a["paragraphs"] for qa in p["qas"]]
     mh = [mh[i] for i in rng.permutation(len(mh))]
     sq = [sq[i] for i in rng.permutation(len(sq))]
-    mixed = [q for pair in zip(mh, sq) for q in pair]
+    mixed = [q for pair in zip(mh, sq) for q in pair] + sq[len(mh) :]  # 13,126 questions in all
+    if skip + n > len(mixed):
+        raise ValueError(f"only {len(mixed)} questions: cannot skip {skip} and take {n}")
     return mixed[skip : skip + n]
+
+
+# Disjoint slices of ``questions()``: timed sets start at 0, the others stay clear of them.
+INGEST_QUESTIONS, WARM_QUESTIONS, COLD_QUESTION = 6000, 12000, 13000

@@ -3,12 +3,14 @@
 Run by ``bench.run`` (``python -m bench.ingest_bench --work DIR --chunks N [--server-port P]``). Steps:
 
 1. the first public articles that make ``N`` chunks are written as .txt report files;
-2. the raw embedder embeds exactly the chunk texts the pipeline will make (``embed`` on all of them), then
-   ``Pipeline.ingest(folder)`` loads, chunks, embeds and stores the files in a fresh embedded store, then
-   the raw embedder runs again; the pipeline's overhead is its throughput over the mean raw throughput;
-3. the same folder goes through the pipeline into a Chroma server (when a port is given) and through the
-   LangChain baseline, and the three are queried with the same unseen questions;
-4. the raw vectors are saved as the base set that ``bench.query_bench build`` recombines into large stores.
+2. the raw embedder embeds exactly the chunk texts the pipeline will make (one ``embed`` call), then
+   ``Pipeline.ingest(folder)`` loads, chunks, embeds and stores the files in a fresh embedded store,
+   then the LangChain baseline ingests the same files, then the raw embedder runs again. The pipeline's
+   overhead is its throughput over the mean of the two raw passes, which bracket it in time;
+3. the same folder goes through the pipeline into a Chroma server (when a port is given), and the same
+   unseen questions go through every system, interleaved query by query;
+4. the raw vectors are saved as the base set that ``bench.query_bench build`` recombines into large
+   stores, and a sample of recombined chunks is embedded for real to say how close their vectors are.
 """
 
 from __future__ import annotations
@@ -38,16 +40,24 @@ def _clear_query_cache(embedder: Any) -> None:
         cache.clear()
 
 
-def _latency(fn, queries: list[str], embedder: Any, warm: list[str]) -> dict[str, Any]:
+def _compare(systems: dict[str, Any], queries: list[str], embedder: Any, warm: list[str]) -> dict[str, Any]:
+    """Latency of each system on the same questions, interleaved query by query in rotating order.
+
+    Interleaving keeps a change in the machine's load from favouring whichever system ran last; the
+    query-vector cache is cleared before every call so each system embeds every question itself.
+    """
+    names = list(systems)
     for q in warm:
-        fn(q)
-    _clear_query_cache(embedder)
-    times = []
-    for q in queries:
-        t0 = time.perf_counter()
-        fn(q)
-        times.append(time.perf_counter() - t0)
-    return {**stats(times), "load": load()}
+        for name in names:
+            systems[name](q)
+    times: dict[str, list[float]] = {name: [] for name in names}
+    for i, q in enumerate(queries):
+        for name in names[i % len(names):] + names[: i % len(names)]:
+            _clear_query_cache(embedder)
+            t0 = time.perf_counter()
+            systems[name](q)
+            times[name].append(time.perf_counter() - t0)
+    return {name: {**stats(ts), "load": load()} for name, ts in times.items()}
 
 
 def _instrument(store: Any) -> dict[str, float]:
@@ -55,10 +65,10 @@ def _instrument(store: Any) -> dict[str, float]:
     spent = {"store_write_s": 0.0}
     original = store.write
 
-    def write(items):
+    def write(items, *args, **kwargs):
         t0 = time.perf_counter()
         try:
-            return original(items)
+            return original(items, *args, **kwargs)
         finally:
             spent["store_write_s"] += time.perf_counter() - t0
 
@@ -117,6 +127,16 @@ def main() -> None:
         raise SystemExit(f"pipeline made {report.chunks} chunks, the raw pass embedded {len(texts)}")
     res["peak_rss_mb_after_pipeline_ingest"] = peak_rss_mb()
     print(f"[ingest] pipeline: {report.chunks / t_pipe:.1f} chunks/s", flush=True)
+    lc_store = None
+    if not args.no_baseline:  # right after the pipeline, so both see about the same machine load
+        from bench import baseline_langchain as lc
+
+        lc_store, lc_res = lc.ingest(paths, folder, emb, work / "langchain-store")
+        lc_res.update(store_mb=folder_mb(work / "langchain-store"), load=load(),
+                      pipeline_speedup_same_corpus=round(lc_res["seconds"] / t_pipe, 3),
+                      pipeline_speedup_chunks_per_s=round((report.chunks / t_pipe) / lc_res["chunks_per_s"], 3))
+        res["langchain_ingest"] = lc_res
+        print(f"[ingest] langchain: {lc_res['chunks']} chunks in {lc_res['seconds']:.1f} s", flush=True)
     _, t_raw2 = _timed(emb.embed, texts)
     raw = [len(texts) / t_raw1, len(texts) / t_raw2]
     pipe_cps = report.chunks / t_pipe
@@ -144,15 +164,9 @@ def main() -> None:
     res["synthesis_check"] = {"n": len(sample), "cos_mixed_vs_real_mean": round(float(cos.mean()), 4),
                               "cos_min": round(float(cos.min()), 4)}
 
-    # --- the same questions through each system --------------------------------------------------------
-    qs = corpus.questions(args.queries, skip=5000)
-    warm = corpus.questions(10, skip=9000)
-    k = settings.top_k
-    res["query_same_corpus"] = {
-        "embedded_search_hybrid": _latency(lambda q: pipe.search(q), qs, emb, warm),
-        "embedded_search_dense": _latency(lambda q: pipe.search(q, method="dense"), qs, emb, warm),
-    }
-
+    # --- server mode ingest, then the same questions through every system, interleaved ----------------
+    systems = {"embedded_search_hybrid": lambda q: pipe.search(q),
+               "embedded_search_dense": lambda q: pipe.search(q, method="dense")}
     if args.server_port:
         srv = build_pipeline(settings.replace(chroma_host="127.0.0.1", chroma_port=args.server_port,
                                               collection="benchingest"), embedder=emb)
@@ -162,20 +176,11 @@ def main() -> None:
                                 "ratio_to_embedded_pipeline": round((report_s.chunks / t_srv) / pipe_cps, 3),
                                 "load": load()}
         print(f"[ingest] server mode: {report_s.chunks / t_srv:.1f} chunks/s", flush=True)
-        res["query_same_corpus"]["server_search_hybrid"] = _latency(lambda q: srv.search(q), qs, emb, warm)
-
-    if not args.no_baseline:
-        from bench import baseline_langchain as lc
-
-        lc_store, lc_res = lc.ingest(paths, folder, emb, work / "langchain-store")
-        lc_res["store_mb"] = folder_mb(work / "langchain-store")
-        lc_res["load"] = load()
-        res["langchain_ingest"] = lc_res
-        res["langchain_ingest"]["pipeline_speedup_same_corpus"] = round(lc_res["seconds"] / t_pipe, 3)
-        res["langchain_ingest"]["pipeline_speedup_chunks_per_s"] = round(pipe_cps / lc_res["chunks_per_s"], 3)
-        print(f"[ingest] langchain: {lc_res['chunks']} chunks in {lc_res['seconds']:.1f} s", flush=True)
-        res["query_same_corpus"]["langchain_similarity_search"] = _latency(
-            lambda q: lc.search(lc_store, q, k), qs, emb, warm)
+        systems["server_search_hybrid"] = lambda q: srv.search(q)
+    if lc_store is not None:
+        systems["langchain_similarity_search"] = lambda q: lc.search(lc_store, q, settings.top_k)
+    qs = corpus.questions(args.queries, skip=corpus.INGEST_QUESTIONS)
+    res["query_same_corpus"] = _compare(systems, qs, emb, corpus.questions(5, skip=corpus.WARM_QUESTIONS))
     res["peak_rss_mb"] = peak_rss_mb()
     res["load_end"] = load()
     emit(res, args.out)

@@ -59,7 +59,7 @@ def size_stage(args: argparse.Namespace, work: Path, n: int) -> dict[str, Any]:
                                                    "--chunks", str(n)], timeout=7200)
     if "error" in out["build"]:
         return out
-    question = corpus.questions(1, skip=9500)[0]
+    question = corpus.questions(1, skip=corpus.COLD_QUESTION)[0]
     log(f"{n}: cold start (no saved snapshot), then again (saved snapshot)")
     out["cold_first"] = run_child("bench.query_bench", ["cold", "--store", str(store), "--question", question],
                                   timeout=3600)

@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 import re
 import time
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -25,7 +25,14 @@ from rag.conversation import Rewrite, rewrite
 from rag.errors import ProviderError, RagError, SchemaError
 from rag.extractive import ExtractiveAnswerer, abstain_text, check, citation_for
 from rag.llm import ChatResult, check_json_reply, complete_json, reask_message
-from rag.prompts import ABSTAIN, citation_key, format_passage, load_prompt, parse_citation_key, prompt_fingerprint
+from rag.prompts import (
+    ABSTAIN,
+    citation_key,
+    format_passage,
+    load_prompt,
+    parse_citation_key,
+    prompt_fingerprint,
+)
 from rag.retrieval import Filters
 from rag.text import find_quote
 from rag.types import Answer, Citation, Hit, SentenceCheck
@@ -96,7 +103,11 @@ class Answerer:
 
     def ask_stream(self, question: str, *, history: list[dict] | None = None, top_k: int | None = None,
                    filters: Filters | None = None) -> Iterator[Event]:
-        """Status lines and answer text as they come, then ("answer", Answer)."""
+        """Status lines and answer text as they come, then ("answer", Answer).
+
+        Deltas are the model's first draft as it streams; the final Answer is the
+        checked one (it may differ: re-asked, or the extractive fallback) and replaces it.
+        """
         if self.chat is None:
             yield "answer", self.ask(question, history=history, top_k=top_k, filters=filters)
             return
@@ -135,6 +146,7 @@ class Answerer:
                 f"report{'s' * (total != 1)} ({filters.describe()})")
 
     def _extractive(self, ctx: Context) -> Answer:
+        """The extractive answer to the (standalone) question from the retrieved passages."""
         return self.extractive.answer(ctx.standalone.question, ctx.hits, searched=ctx.searched)
 
     def _finish(self, answer: Answer, ctx: Context) -> Answer:
@@ -188,7 +200,8 @@ class Answerer:
                  "prompt_tokens_counted": counter.count_messages(messages)}
         return ctx.hits[:n], messages, usage
 
-    def _stream_json(self, messages: list[dict], schema: dict, validator: ReplyCheck) -> Iterator[Event]:
+    def _stream_json(self, messages: list[dict], schema: dict,
+                     validator: ReplyCheck) -> Generator[Event, None, tuple[dict, ChatResult]]:
         """Stream the first reply (yielding its sentences as they grow); re-ask once without streaming."""
         parts: list[str] = []
         shown = ""

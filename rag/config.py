@@ -19,7 +19,8 @@ from rag.errors import ConfigError
 
 
 def _f(default: Any, doc: str, env: str | None = None, secret: bool = False) -> Any:
-    return field(default=default, metadata={"doc": doc, "env": env, "secret": secret})
+    # repr=False for secrets: a Settings (or a Pipeline holding one) may end up in a log or an error.
+    return field(default=default, repr=not secret, metadata={"doc": doc, "env": env, "secret": secret})
 
 
 @dataclass(frozen=True)
@@ -47,9 +48,9 @@ class Settings:
 
     # --- retrieval -----------------------------------------------------------
     top_k: int = _f(6, "Passages returned by search and given to answers.")
-    candidates: int = _f(40, "Candidates taken from each retriever before fusion.")
-    rrf_k: int = _f(60, "Reciprocal-rank-fusion constant.")
-    dense_weight: float = _f(0.6, "Weight of the dense ranking in fusion.")
+    candidates: int = _f(80, "Candidates taken from each retriever before fusion (tuned on the MultiHop-RAG dev split).")
+    rrf_k: int = _f(20, "Reciprocal-rank-fusion constant (tuned on the MultiHop-RAG dev split).")
+    dense_weight: float = _f(0.35, "Weight of the dense ranking in fusion (tuned on the MultiHop-RAG dev split).")
     lexical_weight: float = _f(1.0, "Weight of the BM25 ranking in fusion.")
     dedupe_threshold: float = _f(0.8, "Word-shingle containment above which two passages count as one.")
 

@@ -2,9 +2,11 @@
 
 Retrieval sees one question at a time, so "Where did he go next?" must become
 "Where did Sanjeev Kumar go next?" first. With an LLM the ``rewrite`` prompt does
-it; without one (or when the model fails) a small rule-based rewrite resolves
-pronouns to the main entity of the previous turn, or, for a short elliptical
-follow-up ("And in Delhi?"), prefixes the previous question's key terms.
+it; without one (or when the model fails) a small rule-based rewrite replaces
+he/she/his (they/their) with the person (the two people) first named in the
+previous question or answer; for "it", "that meeting", "there" or an elliptical
+follow-up ("And in Delhi?") it prefixes the previous question's key terms, since
+a rule cannot tell which noun "it" means but retrieval only needs the terms.
 """
 
 from __future__ import annotations
@@ -23,10 +25,10 @@ HISTORY_TURNS = 6  # the last few messages are enough to resolve a reference
 HISTORY_CHARS = 600  # each message is cut to this many characters in the rewrite prompt
 _PERSON_PRONOUNS = {"he": "", "she": "", "him": "", "her": "", "his": "'s", "hers": "'s"}
 _GROUP_PRONOUNS = {"they": "", "them": "", "their": "'s"}
-_PRONOUN_RE = re.compile(r"\b(" + "|".join([*_PERSON_PRONOUNS, *_GROUP_PRONOUNS]) + r")\b", re.I)
-_THING_RE = re.compile(r"\b(?:it|its|they|them|their|this|that|these|those|there)\b", re.I)
-_ELLIPTIC_START = re.compile(r"^\s*(?:and|but|also|what about|how about|and what about|what of)\b", re.I)
-_ELLIPTIC_WORD = re.compile(r"\b(?:else|too|as well|instead|again)\b", re.I)
+_PRONOUN_RE = re.compile(r"\b(" + "|".join([*_PERSON_PRONOUNS, *_GROUP_PRONOUNS]) + r")\b", re.IGNORECASE)
+_THING_RE = re.compile(r"\b(?:it|its|they|them|their|this|that|these|those|there)\b", re.IGNORECASE)
+_ELLIPTIC_START = re.compile(r"^\s*(?:and|but|also|what about|how about|and what about|what of)\b", re.IGNORECASE)
+_ELLIPTIC_WORD = re.compile(r"\b(?:else|too|as well|instead|again)\b", re.IGNORECASE)
 _NOT_ENTITY = frozenset(
     "x the reports report question answer secretary director minister president chief deputy".split()
 )
@@ -138,7 +140,7 @@ def llm_rewrite(chat: Any, question: str, history: list[dict] | None) -> Rewrite
 def _first_line(text: str) -> str:
     """The model's question without labels, quotes or extra lines."""
     for raw in text.strip().splitlines():
-        line = re.sub(r"^(?:standalone question|question|rewritten)\s*:\s*", "", raw.strip(), flags=re.I)
+        line = re.sub(r"^(?:standalone question|question|rewritten)\s*:\s*", "", raw.strip(), flags=re.IGNORECASE)
         line = line.strip().strip("\"'\u201c\u201d`").strip()
         if line:
             return line

@@ -1,22 +1,29 @@
 """Extractive answers: the retrieved sentences that best answer the question, cited.
 
 Used when no LLM is configured, and as the fallback when an LLM answer cannot be
-verified. Candidate sentences come from the retrieved passages only; each is
-scored by a mix of dense similarity to the question, weighted overlap with the
-question's content words (names and numbers weigh more), a small passage-rank
-prior and a bonus when it holds the kind of thing the question asks for (a
-person for "who", a date for "when", a number for "how many", a place for
-"where"). The answer is the best one to ``answer_sentences`` of them, near
-duplicates removed; it abstains when the question's key terms are missing from
-every passage or the best score is too low.
+verified. Candidates are the sentences of the retrieved passages only. Each gets
+a score from features (``FEATURES``) combined by ``Weights``: dense similarity
+to the question; the share of the question's content words it holds (names and
+numbers count double); the same share weighted by how rare each word is among
+the candidates (a word every sentence has does not pick one out); whether it
+holds a new item of the kind asked for (a person for "who", a date for "when",
+a number for "how many", a place for "where"), with a penalty when it holds none;
+a small passage-rank prior; and a penalty for fragments cut by a chunk boundary.
 
-The constants below were calibrated on dev splits (SQuAD 2.0 dev, MultiHop-RAG);
-``bench/calibrate_extractive.py`` reproduces the numbers quoted next to them.
+The answer is the best sentence plus up to ``answer_sentences - 1`` more that
+score within ``keep_margin`` of it, near duplicates dropped. It abstains when
+the question's names and numbers are missing from every retrieved passage, or
+when the best score is below ``min_score``.
+
+The weights and thresholds in ``Weights`` were calibrated on dev splits with
+``bench/calibrate_extractive.py`` (see that file for the commands and numbers).
 """
 
 from __future__ import annotations
 
+import math
 import re
+import threading
 import time
 from collections import OrderedDict
 from dataclasses import dataclass, field
@@ -24,27 +31,50 @@ from typing import Any
 
 import numpy as np
 
-from rag.claims import check_sentence, extract_facts
+from rag.claims import Facts, check_sentence, extract_facts
 from rag.config import Settings
 from rag.prompts import ABSTAIN
-from rag.text import Sentence, containment, content_words, fold, shingles, split_sentences, stem, words
+from rag.text import (
+    WORD_RE,
+    Sentence,
+    containment,
+    content_words,
+    fold,
+    shingles,
+    split_sentences,
+    stem,
+    words,
+)
 from rag.types import Answer, Citation, Hit, SentenceCheck
 
-# --- scoring weights (sum to 1; tuned for sentence-selection accuracy on SQuAD dev) ----------------
-W_DENSE = 0.45  # cosine similarity of question and sentence embeddings
-W_LEXICAL = 0.35  # weighted share of the question's content words found in the sentence
-W_TYPE = 0.12  # the sentence holds a new item of the expected answer type
-W_RANK = 0.08  # prior from the passage's retrieval rank (1.0 for the first passage)
+
+@dataclass(frozen=True)
+class Weights:
+    """How features combine into a score, and when to abstain (settings-like, calibrated constants)."""
+
+    dense: float = 0.30  # cosine similarity of question and sentence embeddings
+    lexical: float = 0.20  # share of the question's content words in the sentence (names/numbers x2)
+    rare: float = 0.35  # the same share, each word weighted by its rarity among the candidates
+    answer_type: float = 0.10  # holds a new item of the expected answer type (0.5 for a weaker sign)
+    no_type: float = 0.10  # penalty: the question expects a type and the sentence holds none
+    rank: float = 0.08  # passage-rank prior, 1.0 for the first passage down to 1/k for the last
+    fragment: float = 0.05  # penalty: starts in lower case or lacks a final stop (cut by a chunk boundary)
+    min_score: float = 0.40  # abstain when the best candidate scores below this
+    min_key_coverage: float = 0.75  # abstain when a smaller share of the question's key terms occurs anywhere
+    keep_margin: float = 0.08  # further sentences are kept only within this of the best score
+    type_margin: float = 0.15  # an untyped best sentence brings the best typed one within this margin
+
+    def vector(self) -> np.ndarray:
+        """Weights in ``FEATURES`` order (penalties negative)."""
+        return np.array([self.dense, self.lexical, self.rare, self.answer_type, -self.no_type, self.rank,
+                         -self.fragment], dtype=np.float32)
+
+
+FEATURES = ("dense", "lexical", "rare", "type", "no_type", "rank", "fragment")
 KEY_TERM_WEIGHT = 2.0  # weight of a name or number in the question, relative to an ordinary content word
-FRAGMENT_PENALTY = 0.05  # sentences cut by a chunk boundary (start in lower case, no final stop)
-# --- abstention ------------------------------------------------------------------------------
-MIN_SCORE = 0.33  # abstain when the best candidate scores below this
-MIN_KEY_COVERAGE = 0.75  # abstain when fewer of the question's key terms occur in any passage
-# --- selection ---------------------------------------------------------------------------------
-KEEP_MARGIN = 0.08  # a further sentence is kept only when it scores within this of the best one
 DUPLICATE_CONTAINMENT = 0.6  # folded 3-gram containment above which two sentences count as one
 MIN_WORDS, MAX_WORDS = 4, 90  # shorter sentences say too little; longer ones are lists or tables
-CACHE_CHUNKS = 4096  # chunks whose sentence embeddings are kept (per answerer)
+CACHE_CHUNKS = 4096  # chunks whose sentences and embeddings are kept (per answerer)
 
 # Words that shape a question but never its answer.
 _QUESTION_FILLER = frozenset(
@@ -63,11 +93,18 @@ _PLACE_PREP = re.compile(
     r"\b(?:in|at|to|from|near|into|inside|outside|across|visited|reached)\s+(?:the\s+)?"
     r"([A-Z][\w'\u2019-]*(?:\s+[A-Z][\w'\u2019-]*)*)"
 )
-_YEAR = re.compile(r"\b(?:1[6-9]|20)\d{2}\b")
-_WEEKDAY = re.compile(r"\b(?:monday|tuesday|wednesday|thursday|friday|saturday|sunday|yesterday|today)\b", re.I)
+_AUX = r"(?:did|do|does|was|were|is|are|will|would|could|can|had|has|have|should|might)"
+_YEARISH = re.compile(
+    r"\b(?:\d{3,4}s?|\d{1,2}(?:st|nd|rd|th)[- ]centur(?:y|ies)|(?:early|mid|late)[- ]\d{3,4}s"
+    r"|(?:first|second|third|fourth|fifth|sixth|seventh|eighth|ninth|tenth|eleventh|twelfth|thirteenth|"
+    r"fourteenth|fifteenth|sixteenth|seventeenth|eighteenth|nineteenth|twentieth|twenty-first) centur(?:y|ies))\b",
+    re.IGNORECASE,
+)
+_WEEKDAY = re.compile(r"\b(?:monday|tuesday|wednesday|thursday|friday|saturday|sunday|yesterday|today|"
+                      r"tomorrow|week|month|year|decade)s?\b", re.IGNORECASE)
 _NUMBER_WORD = re.compile(
     r"\b(?:one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|twenty|thirty|forty|fifty|hundred|"
-    r"thousand|million|billion|dozen|dozens|hundreds|thousands|millions)\b", re.I
+    r"thousand|million|billion|dozen|dozens|hundreds|thousands|millions|several|few)\b", re.IGNORECASE
 )
 
 
@@ -81,20 +118,36 @@ class Question:
     answer_type: str | None  # "person", "date", "number", "place" or None
 
 
+@dataclass(frozen=True)
+class SentenceInfo:
+    """A candidate sentence (document offsets) with what scoring needs, computed once per chunk."""
+
+    sentence: Sentence
+    tokens: frozenset[str]  # folded, stemmed words
+    facts: Facts
+    places: tuple[str, ...]  # capitalised phrases after in/at/to/from...
+    fragment: bool
+
+
 @dataclass
 class Candidate:
-    """A sentence of a retrieved passage, its document span and its score."""
+    """A sentence of a retrieved passage, its score and the features behind it."""
 
     hit: Hit
     rank: int  # 0-based rank of its passage
-    sentence: Sentence  # span in document offsets
-    vector: np.ndarray
+    info: SentenceInfo
     score: float = 0.0
     parts: dict[str, float] = field(default_factory=dict)
 
     @property
+    def sentence(self) -> Sentence:
+        """The sentence with its document span."""
+        return self.info.sentence
+
+    @property
     def text(self) -> str:
-        return self.sentence.text
+        """The sentence text (exactly the stored report text at its span)."""
+        return self.info.sentence.text
 
 
 @dataclass
@@ -107,11 +160,15 @@ class Ranking:
     key_coverage: float
 
 
+# --- the question ----------------------------------------------------------------------------
+
+
 def analyse_question(question: str) -> Question:
-    """Content words with weights, key terms and the expected answer type."""
+    """Content words with weights, key terms (names and numbers) and the expected answer type."""
     facts = extract_facts(question)
-    key = {stem(w): w for n in facts.names + facts.numbers + facts.dates for w in words(fold(n))
-           if w not in _QUESTION_FILLER and len(w) > 1}
+    # stemmed, folded token -> the token as asked (shown when the passages lack it)
+    key = {stem(words(w)[0]): w for n in facts.names + facts.numbers + facts.dates for w in WORD_RE.findall(n)
+           if words(w)[0] not in _QUESTION_FILLER and len(w) > 1}
     terms: dict[str, float] = {}
     for w in content_words(fold(question)):
         s = stem(w)
@@ -122,44 +179,17 @@ def analyse_question(question: str) -> Question:
 
 
 def answer_type(question: str) -> str | None:
-    """The kind of thing a question asks for, from its wh-word."""
+    """The kind of thing a question asks for, from its wh-phrase ("when" only as a question word)."""
     q = fold(question).strip()
-    if re.search(r"\bhow (?:many|much|long|old|far|often)\b|\bwhat (?:number|percentage|share|amount)\b", q):
+    if re.search(r"\bhow (?:many|much|long|old|far|often|large|big)\b|\bwhat (?:number|percentage|share|amount)\b", q):
         return "number"
-    if re.search(r"\bwhen\b|\bwhat (?:year|date|day|month|time)\b|\bwhich (?:year|date|day|month)\b", q):
+    if re.search(rf"\bwhen {_AUX}\b|\bwhat (?:year|date|day|month|time)\b|\b(?:which|what) (?:year|century|decade)", q):
         return "date"
     if re.search(r"\bwhere\b|\bwhat (?:city|country|place|venue|location)\b|\bwhich (?:city|country|place)\b", q):
         return "place"
     if re.search(r"\bwho(?:m|se)?\b", q):
         return "person"
     return None
-
-
-def has_answer_type(kind: str | None, text: str, question: Question) -> float:
-    """1.0 when ``text`` holds a new item of the expected type, 0.5 for a weaker sign, else 0."""
-    if kind is None:
-        return 0.0
-    asked = set(question.terms)
-    facts = extract_facts(text)
-
-    def new(item: str) -> bool:
-        return any(stem(w) not in asked for w in words(fold(item)))
-
-    if kind == "number":
-        if any(new(n) for n in facts.numbers):
-            return 1.0
-        return 0.5 if _NUMBER_WORD.search(text) else 0.0
-    if kind == "date":
-        if any(new(d) for d in facts.dates) or any(new(y) for y in _YEAR.findall(text)):
-            return 1.0
-        return 0.5 if _WEEKDAY.search(text) else 0.0
-    names = [n for n in facts.names if new(n)]
-    if kind == "place":
-        if any(new(m.group(1)) for m in _PLACE_PREP.finditer(text)):
-            return 1.0
-        return 0.5 if names else 0.0
-    people = [n for n in names if looks_like_person(n)]
-    return 1.0 if people else (0.5 if names else 0.0)
 
 
 def looks_like_person(name: str) -> bool:
@@ -172,27 +202,17 @@ def looks_like_person(name: str) -> bool:
     return not all(t.isupper() for t in name.split())
 
 
-class SentenceCache:
-    """Bounded LRU of chunk id -> (sentences in document offsets, their embeddings)."""
+# --- candidate sentences -------------------------------------------------------------------------
 
-    def __init__(self, size: int = CACHE_CHUNKS) -> None:
-        self.size = size
-        self._data: OrderedDict[str, tuple[list[Sentence], np.ndarray]] = OrderedDict()
 
-    def __len__(self) -> int:
-        return len(self._data)
-
-    def get(self, chunk_id: str) -> tuple[list[Sentence], np.ndarray] | None:
-        item = self._data.get(chunk_id)
-        if item is not None:
-            self._data.move_to_end(chunk_id)
-        return item
-
-    def put(self, chunk_id: str, sentences: list[Sentence], vectors: np.ndarray) -> None:
-        self._data[chunk_id] = (sentences, vectors)
-        self._data.move_to_end(chunk_id)
-        while len(self._data) > self.size:
-            self._data.popitem(last=False)
+def sentence_info(sentence: Sentence | str) -> SentenceInfo:
+    """Tokens, facts, places and the fragment flag of one sentence."""
+    sent = sentence if isinstance(sentence, Sentence) else Sentence(0, len(sentence), sentence)
+    text = sent.text
+    first = re.search(r"[A-Za-z0-9\"'\u201c\u2018]", text)
+    fragment = bool(first and first.group(0).islower()) or not re.search(r"[.!?\u2026][\"'\u201d\u2019)\]]*$", text)
+    return SentenceInfo(sent, frozenset(stem(w) for w in words(fold(text))), extract_facts(text),
+                        tuple(m.group(1) for m in _PLACE_PREP.finditer(text)), fragment)
 
 
 def usable(sentence: Sentence) -> bool:
@@ -201,39 +221,122 @@ def usable(sentence: Sentence) -> bool:
     return MIN_WORDS <= n <= MAX_WORDS and not sentence.text.rstrip("\"'\u201d\u2019) ").endswith("?")
 
 
-def _is_fragment(text: str) -> bool:
-    first = re.search(r"[A-Za-z0-9\"'\u201c\u2018]", text)
-    starts_low = bool(first) and first.group(0).islower()  # type: ignore[union-attr]
-    return starts_low or not re.search(r"[.!?\u2026][\"'\u201d\u2019)\]]*$", text)
+def has_answer_type(kind: str | None, info: SentenceInfo | str, question: Question) -> float:
+    """1.0 when the sentence holds a new item of the expected type, 0.5 for a weaker sign, else 0."""
+    if kind is None:
+        return 0.0
+    info = info if isinstance(info, SentenceInfo) else sentence_info(info)
+    asked = set(question.terms)
+
+    def new(item: str) -> bool:
+        return any(stem(w) not in asked for w in words(fold(item)))
+
+    text, facts = info.sentence.text, info.facts
+    if kind == "number":
+        return 1.0 if any(new(n) for n in facts.numbers) else (0.5 if _NUMBER_WORD.search(text) else 0.0)
+    if kind == "date":
+        if any(new(d) for d in facts.dates) or any(new(y) for y in _YEARISH.findall(text)):
+            return 1.0
+        return 0.5 if _WEEKDAY.search(text) or facts.numbers else 0.0
+    names = [n for n in facts.names if new(n)]
+    if kind == "place":
+        return 1.0 if any(new(p) for p in info.places) else (0.5 if names else 0.0)
+    return 1.0 if any(looks_like_person(n) for n in names) else (0.5 if names else 0.0)
+
+
+def features(q: Question, infos: list[SentenceInfo], sims: np.ndarray, ranks: list[int], n_hits: int) -> np.ndarray:
+    """The ``FEATURES`` matrix of the candidates (one row each)."""
+    total = sum(q.terms.values())
+    df = {t: sum(t in i.tokens for i in infos) for t in q.terms}
+    idf = {t: math.log((len(infos) + 1) / (df[t] + 0.5)) for t in q.terms}
+    total_idf = sum(idf.values())
+    rows = []
+    for info, sim, rank in zip(infos, sims, ranks):
+        have = [t for t in q.terms if t in info.tokens]
+        kind = has_answer_type(q.answer_type, info, q)
+        rows.append([
+            float(sim),
+            sum(q.terms[t] for t in have) / total if total else 0.0,
+            sum(idf[t] for t in have) / total_idf if total_idf > 0 else 0.0,
+            kind,
+            1.0 if q.answer_type and kind == 0 else 0.0,
+            1.0 - rank / max(n_hits, 1),
+            1.0 if info.fragment else 0.0,
+        ])
+    return np.array(rows, dtype=np.float32).reshape(-1, len(FEATURES))
+
+
+def key_coverage(q: Question, hits: list[Hit]) -> tuple[float, list[str]]:
+    """Share of the question's key terms found in any passage (text, title, source, date), and the missing."""
+    if not q.key_terms:
+        return 1.0, []
+    have: set[str] = set()
+    for hit in hits:
+        c = hit.chunk
+        have.update(stem(w) for w in words(fold(f"{c.title} {c.source} {c.date or ''} {c.text}")))
+    missing = [word for k, word in q.key_terms.items() if k not in have]
+    return 1.0 - len(missing) / len(q.key_terms), missing
+
+
+class SentenceCache:
+    """Bounded LRU of chunk id -> (its usable sentences with features, their embeddings)."""
+
+    def __init__(self, size: int = CACHE_CHUNKS) -> None:
+        self.size = size
+        self._data: OrderedDict[str, tuple[list[SentenceInfo], np.ndarray]] = OrderedDict()
+        self._lock = threading.Lock()  # page sessions share one answerer: get/put race on eviction
+
+    def __len__(self) -> int:
+        return len(self._data)
+
+    def get(self, chunk_id: str) -> tuple[list[SentenceInfo], np.ndarray] | None:
+        """The cached entry (marked most recently used), or None."""
+        with self._lock:
+            item = self._data.get(chunk_id)
+            if item is not None:
+                self._data.move_to_end(chunk_id)
+            return item
+
+    def put(self, chunk_id: str, infos: list[SentenceInfo], vectors: np.ndarray) -> None:
+        """Store an entry, evicting the least recently used beyond ``size``."""
+        with self._lock:
+            self._data[chunk_id] = (infos, vectors)
+            self._data.move_to_end(chunk_id)
+            while len(self._data) > self.size:
+                self._data.popitem(last=False)
+
+
+# --- the answerer --------------------------------------------------------------------------------
 
 
 class ExtractiveAnswerer:
     """Picks, scores and cites sentences of retrieved passages."""
 
-    def __init__(self, embedder: Any, settings: Settings, *, cache_size: int = CACHE_CHUNKS) -> None:
+    def __init__(self, embedder: Any, settings: Settings, *, weights: Weights | None = None,
+                 cache_size: int = CACHE_CHUNKS) -> None:
         self.embedder = embedder
         self.settings = settings
+        self.weights = weights or Weights()
         self.cache = SentenceCache(cache_size)
 
-    def sentences_of(self, hits: list[Hit]) -> list[tuple[list[Sentence], np.ndarray]]:
-        """Usable sentences and embeddings of each hit's chunk, embedding uncached ones in one batch."""
-        missing: dict[str, list[Sentence]] = {}
+    def sentences_of(self, hits: list[Hit]) -> list[tuple[list[SentenceInfo], np.ndarray]]:
+        """Usable sentences and embeddings of each hit's chunk; uncached chunks are embedded in one batch."""
+        missing: dict[str, list[SentenceInfo]] = {}
         for hit in hits:
             cid = hit.chunk.chunk_id
             if cid not in missing and self.cache.get(cid) is None:
                 sents = split_sentences(hit.chunk.text, offset=hit.chunk.start)
-                missing[cid] = [s for s in sents if usable(s)]
-        texts = [s.text for sents in missing.values() for s in sents]
+                missing[cid] = [sentence_info(s) for s in sents if usable(s)]
+        texts = [i.sentence.text for infos in missing.values() for i in infos]
         vectors = np.asarray(self.embedder.embed(texts), dtype=np.float32) if texts else np.zeros((0, 1), np.float32)
         pos = 0
-        for cid, sents in missing.items():
-            self.cache.put(cid, sents, vectors[pos : pos + len(sents)])
-            pos += len(sents)
-        out = []
-        for hit in hits:
-            item = self.cache.get(hit.chunk.chunk_id)
-            out.append(item if item is not None else ([], np.zeros((0, 1), np.float32)))
-        return out
+        out = {}
+        for cid, infos in missing.items():
+            out[cid] = (infos, vectors[pos : pos + len(infos)])
+            self.cache.put(cid, *out[cid])
+            pos += len(infos)
+        empty: tuple[list[SentenceInfo], np.ndarray] = ([], np.zeros((0, 1), np.float32))
+        return [out.get(h.chunk.chunk_id) or self.cache.get(h.chunk.chunk_id) or empty for h in hits]
 
     def rank(self, question: str, hits: list[Hit]) -> Ranking:
         """Every usable sentence of ``hits`` scored for ``question``, best first."""
@@ -241,49 +344,35 @@ class ExtractiveAnswerer:
         coverage, missing = key_coverage(q, hits)
         qvec = np.asarray(self.embedder.embed_query(question), dtype=np.float32).reshape(-1)
         cands: list[Candidate] = []
+        sims: list[float] = []
         seen: set[tuple[str, int, int]] = set()  # overlapping chunks share sentences: score each once
-        n = max(len(hits), 1)
-        for rank, (hit, (sents, vecs)) in enumerate(zip(hits, self.sentences_of(hits))):
-            sims = vecs @ qvec if len(sents) else []
-            for sent, vec, sim in zip(sents, vecs, sims):
-                if (hit.chunk.doc_id, sent.start, sent.end) in seen:
-                    continue
-                seen.add((hit.chunk.doc_id, sent.start, sent.end))
-                cands.append(self._score(q, Candidate(hit, rank, sent, vec), float(sim), 1.0 - rank / n))
+        for rank, (hit, (infos, vecs)) in enumerate(zip(hits, self.sentences_of(hits))):
+            for info, sim in zip(infos, (vecs @ qvec) if infos else []):
+                span = (hit.chunk.doc_id, info.sentence.start, info.sentence.end)
+                if span not in seen:
+                    seen.add(span)
+                    cands.append(Candidate(hit, rank, info))
+                    sims.append(float(sim))
+        feats = features(q, [c.info for c in cands], np.array(sims), [c.rank for c in cands], len(hits))
+        scores = feats @ self.weights.vector()
+        for cand, row, score in zip(cands, feats, scores):
+            cand.score = round(float(score), 4)
+            cand.parts = {name: round(float(v), 4) for name, v in zip(FEATURES, row)}
         cands.sort(key=lambda c: (-c.score, c.rank, c.sentence.start))
         reason = None
-        if coverage < MIN_KEY_COVERAGE:
+        if coverage < self.weights.min_key_coverage:
             reason = "none of them mentions " + _quoted(missing)
-        elif not cands or cands[0].score < MIN_SCORE:
+        elif not cands or cands[0].score < self.weights.min_score:
             reason = "none of them answers the question closely enough"
         return Ranking(q, cands, reason, coverage)
 
-    def _score(self, q: Question, cand: Candidate, sim: float, prior: float) -> Candidate:
-        lex = lexical_overlap(q, cand.text)
-        kind = has_answer_type(q.answer_type, cand.text, q)
-        fragment = 1.0 if _is_fragment(cand.text) else 0.0
-        score = W_DENSE * sim + W_LEXICAL * lex + W_TYPE * kind + W_RANK * prior - FRAGMENT_PENALTY * fragment
-        cand.score = round(score, 4)
-        cand.parts = {"dense": round(sim, 4), "lexical": round(lex, 4), "type": kind, "rank": round(prior, 3),
-                      "fragment": fragment}
-        return cand
-
     def select(self, ranking: Ranking, limit: int | None = None) -> list[Candidate]:
-        """The best sentences: near-duplicates dropped, only those close to the best one kept."""
-        limit = limit or self.settings.answer_sentences
-        chosen: list[Candidate] = []
-        seen: list[set] = []
-        for cand in ranking.candidates:
-            if len(chosen) == limit:
-                break
-            if chosen and cand.score < chosen[0].score - KEEP_MARGIN:
-                break
-            sh = shingles(cand.text)
-            if any(containment(sh, other) >= DUPLICATE_CONTAINMENT for other in seen):
-                continue
-            chosen.append(cand)
-            seen.append(sh)
-        return chosen
+        """The sentences of the answer (see ``choose``)."""
+        cands = ranking.candidates
+        picked = choose([c.score for c in cands], [c.parts["type"] for c in cands], [shingles(c.text) for c in cands],
+                        self.weights, limit or self.settings.answer_sentences,
+                        typed=ranking.question.answer_type is not None)
+        return [cands[i] for i in picked]
 
     def answer(self, question: str, hits: list[Hit], *, searched: str) -> Answer:
         """A cited extractive answer, or an abstention that says what was searched."""
@@ -301,25 +390,33 @@ class ExtractiveAnswerer:
                       passages=hits, searched=searched, timings=timings)
 
 
-def lexical_overlap(q: Question, text: str) -> float:
-    """Weighted share of the question's terms that occur in ``text`` (stemmed, folded)."""
-    total = sum(q.terms.values())
-    if not total:
-        return 0.0
-    have = {stem(w) for w in words(fold(text))}
-    return sum(w for t, w in q.terms.items() if t in have) / total
+def choose(scores: list[float], types: list[float], sh: list[set], w: Weights, limit: int, *,
+           typed: bool) -> list[int]:
+    """Indices of the answer sentences among candidates sorted best first.
+
+    The best one, then more within ``keep_margin`` of it, near duplicates skipped.
+    When the question asks for a type (who, when...) and the best sentence holds
+    none, the best sentence that does is added too if within ``type_margin``.
+    """
+    chosen: list[int] = []
+
+    def add(i: int) -> None:
+        if not any(containment(sh[i], sh[j]) >= DUPLICATE_CONTAINMENT for j in chosen):
+            chosen.append(i)
+
+    for i in range(len(scores)):
+        if len(chosen) == limit or (chosen and scores[i] < scores[chosen[0]] - w.keep_margin):
+            break
+        add(i)
+    if typed and chosen and not any(types[i] == 1.0 for i in chosen):
+        best = next((i for i in range(len(scores)) if types[i] == 1.0), None)
+        if best is not None and scores[best] >= scores[0] - w.type_margin:
+            chosen = chosen[: limit - 1]
+            add(best)
+    return chosen
 
 
-def key_coverage(q: Question, hits: list[Hit]) -> tuple[float, list[str]]:
-    """Share of the question's key terms found in any passage (text, title, source, date), and the missing."""
-    if not q.key_terms:
-        return 1.0, []
-    have: set[str] = set()
-    for hit in hits:
-        c = hit.chunk
-        have.update(stem(w) for w in words(fold(f"{c.title} {c.source} {c.date or ''} {c.text}")))
-    missing = [word for k, word in q.key_terms.items() if k not in have]
-    return 1.0 - len(missing) / len(q.key_terms), missing
+# --- shared by both answer modes ---------------------------------------------------------------
 
 
 def citation_for(key: int, hit: Hit, start: int, end: int) -> Citation:

@@ -21,6 +21,9 @@ from rag.types import Chunk, Document
 
 Progress = Callable[[int, int, str], None]
 _GROUP_CHUNKS = 256  # chunks embedded per group: big enough for full batches, small enough to commit often
+# Rows per Chroma call while the embedder thread runs: embedded Chroma holds the GIL for a whole call,
+# and the embedder thread needs it between its onnxruntime batches (a 256-row call stalled it ~1 s).
+_WRITE_BATCH = 32
 
 
 @dataclass
@@ -133,7 +136,7 @@ def _write_group(group, future: Future, store: Store, paths, report: IngestRepor
     for doc, chunks, _ in group:
         items.append((doc, chunks, vectors[offset : offset + len(chunks)]))
         offset += len(chunks)
-    store.write(items)
+    store.write(items, batch=_WRITE_BATCH)
     for doc, chunks, kind in group:
         entry = {"path": paths.get(doc.source, doc.source), "source": doc.source, "title": doc.title,
                  "date": doc.date, "chunks": len(chunks)}

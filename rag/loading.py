@@ -192,11 +192,13 @@ def load_text(
 
 def _read_capped(path: Path, max_bytes: int) -> bytes:
     """The file's bytes, refusing files over the size limit before reading them."""
-    limit = f"the {max_bytes / MB:g} MB limit (set RAG_MAX_FILE_MB to raise it)"
+    # 3 significant digits: RAG_MAX_FILE_MB=0.02 is 20971 bytes, shown as "0.02 MB", not "0.0199995 MB".
+    limit = f"the {max_bytes / MB:.3g} MB limit (set RAG_MAX_FILE_MB to raise it)"
     try:
         size = path.stat().st_size
         if size > max_bytes:
-            raise Unreadable(f"too large: {size / MB:.1f} MB, over {limit}")
+            shown = f"{size / MB:.1f} MB" if size >= MB / 10 else f"{size / 1024:.1f} KB"  # never "0.0 MB"
+            raise Unreadable(f"too large: {shown}, over {limit}")
         if not stat.S_ISREG(path.stat().st_mode):
             raise Unreadable("not a regular file (a folder, device, pipe or socket)")
         with open(path, "rb") as f:

@@ -33,7 +33,8 @@ def build_chroma_client(settings: Settings) -> tuple[Any, str]:
         except Exception as exc:
             raise StoreError(
                 f"Cannot reach the Chroma server at {location}: {exc}",
-                hint="Start it with `chroma run --path DIR --host 127.0.0.1 --port PORT`, or unset RAG_CHROMA_HOST "
+                hint=f"Start it with `chroma run --path DIR --host {settings.chroma_host} "
+                f"--port {settings.chroma_port}` (DIR: its data folder), or unset RAG_CHROMA_HOST "
                 "to use the local folder store.",
             ) from exc
         return client, location

@@ -198,9 +198,9 @@ class Store:
             metadatas=[{"source": doc.source, "doc_id": doc.doc_id, "started": time.time()}],
         )
 
-    def add_chunks(self, chunks: list[Chunk], vectors: np.ndarray) -> None:
-        """Step 2: upsert chunks with their vectors, in batches Chroma accepts."""
-        step = max(1, min(5000, _max_batch(self.client)))
+    def add_chunks(self, chunks: list[Chunk], vectors: np.ndarray, batch: int | None = None) -> None:
+        """Step 2: upsert chunks with their vectors, in batches Chroma accepts (or of ``batch``)."""
+        step = max(1, min(batch or 5000, 5000, _max_batch(self.client)))
         for i in range(0, len(chunks), step):
             part = chunks[i : i + step]
             self._call(
@@ -219,12 +219,14 @@ class Store:
         self._call(self.docs.delete, ids=[_PENDING + source_key(doc.source)])
         self._bump()
 
-    def write(self, items: list[tuple[Document, list[Chunk], np.ndarray]]) -> None:
+    def write(self, items: list[tuple[Document, list[Chunk], np.ndarray]], batch: int | None = None) -> None:
         """Steps 1 to 4 for several reports at once, in about seven Chroma calls in all.
 
         The same protocol as ``begin``/``add_chunks``/``commit`` per report, batched: every Chroma
         write costs tens of milliseconds whatever its size, so seven calls per report made the
-        store, not the embedder, the bottleneck of an ingest of many small reports.
+        store, not the embedder, the bottleneck of an ingest of many small reports. ``batch`` caps
+        the rows per call: embedded Chroma holds the GIL for a whole call, so an ingest that embeds
+        in another thread writes in short calls to let the embedder thread run between them.
         """
         if not items:
             return
@@ -236,15 +238,15 @@ class Store:
         chunks = [c for _, cs, _ in items for c in cs]
         vectors = [np.asarray(v, dtype=np.float32).reshape(len(cs), -1) for _, cs, v in items if len(cs)]
         if chunks:
-            self.add_chunks(chunks, np.concatenate(vectors))
+            self.add_chunks(chunks, np.concatenate(vectors), batch)
         self._upsert_docs([source_key(doc.source) for doc, _, _ in items], [doc.text for doc, _, _ in items],
-                          [_doc_meta(doc, len(cs)) for doc, cs, _ in items])
+                          [_doc_meta(doc, len(cs)) for doc, cs, _ in items], batch and max(1, batch // 8))
         self._delete_stale({doc.source: doc.doc_id for doc, _, _ in items})
         self._call(self.docs.delete, ids=pending)
         self._bump()
 
-    def _upsert_docs(self, ids: list[str], texts: list[str], metas: list[dict]) -> None:
-        step = max(1, min(5000, _max_batch(self.client)))
+    def _upsert_docs(self, ids: list[str], texts: list[str], metas: list[dict], batch: int | None = None) -> None:
+        step = max(1, min(batch or 5000, 5000, _max_batch(self.client)))
         for i in range(0, len(ids), step):
             n = len(ids[i : i + step])
             self._call(self.docs.upsert, ids=ids[i : i + step], embeddings=[_ONE] * n,
@@ -312,13 +314,17 @@ class Store:
         except Exception as exc:
             raise StoreError(
                 f"The Chroma store at {self.location} failed: {type(exc).__name__}: {exc}",
-                hint=_failure_hint(self.location),
+                hint=_failure_hint(self.location, exc),
             ) from exc
 
 
-def _failure_hint(location: str) -> str:
+def _failure_hint(location: str, exc: Exception) -> str:
     """What to do when a store call fails: for a server, how to (re)start it on the same address."""
     if not location.startswith(("http://", "https://")):
+        if "hnsw segment reader" in str(exc):  # another process wrote the folder while this one had it open
+            return ("Another process (e.g. `rag ingest`) changed this store folder while this one had it open; "
+                    "a store folder is not shared live between processes. Restart this program, or share the "
+                    "store through a Chroma server (RAG_CHROMA_HOST).")
         return "Check the store folder (RAG_STORE / --store): it must be readable, writable and not full."
     parts = urlsplit(location)
     return (

@@ -57,7 +57,9 @@ def cli_env(store: Path | None = None, **extra: str | None) -> dict[str, str]:
 
 def run_cli(*args: str, env: dict[str, str], timeout: float = 600) -> subprocess.CompletedProcess:
     """Run ``rag ARGS`` to completion and capture its output."""
-    return subprocess.run([*RAG, *args], capture_output=True, text=True, env=env, cwd=REPO, timeout=timeout)
+    return subprocess.run(
+        [*RAG, *args], check=False, capture_output=True, text=True, env=env, cwd=REPO, timeout=timeout
+    )
 
 
 def start_cli(*args: str, env: dict[str, str], log: Path) -> subprocess.Popen:
@@ -75,6 +77,55 @@ def start_cli(*args: str, env: dict[str, str], log: Path) -> subprocess.Popen:
         )
     finally:
         out.close()
+
+
+def start_cli_on_a_tty(*args: str, env: dict[str, str], log: Path) -> tuple[subprocess.Popen, int]:
+    """Like ``start_cli`` but stderr is a pseudo-terminal, so the CLI draws its progress bar there.
+
+    Returns the process and the pty's master end, to be read with ``wait_for_progress``.
+    """
+    import pty
+
+    master, slave = pty.openpty()
+    out = open(log, "wb")  # noqa: SIM115
+    try:
+        proc = subprocess.Popen(
+            [*RAG, *args],
+            stdout=out,
+            stderr=slave,
+            stdin=subprocess.DEVNULL,
+            env=env,
+            cwd=REPO,
+            start_new_session=True,
+        )
+    finally:
+        out.close()
+        os.close(slave)
+    return proc, master
+
+
+def wait_for_progress(master: int, proc: subprocess.Popen, *, done: int, timeout: float = 300) -> str:
+    """Read the progress bar until it reports at least ``done`` items; returns what was read."""
+    import select
+
+    seen = b""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        ready, _, _ = select.select([master], [], [], 0.2)
+        if ready:
+            try:
+                chunk = os.read(master, 4096)
+            except OSError:  # the child closed the terminal (it exited)
+                chunk = b""
+            if not chunk and proc.poll() is not None:
+                break
+            seen += chunk
+            counts = re.findall(rb"\] (\d+)/(\d+) ", seen)
+            if counts and int(counts[-1][0]) >= done:
+                return seen.decode(errors="replace")
+        elif proc.poll() is not None:
+            break
+    raise AssertionError(f"no progress to {done} (exit code {proc.poll()}): {seen[-500:]!r}")
 
 
 def sigkill(proc: subprocess.Popen) -> int | None:
@@ -136,6 +187,18 @@ def write_reports(folder: Path, n: int, *, seed: int, max_chars: int | None = No
     return paths
 
 
+def title_of(path: Path) -> str:
+    """The title ``write_reports`` gave a report file (a natural query for it)."""
+    from html import unescape
+
+    text = path.read_text(encoding="utf-8")
+    if path.suffix == ".md":
+        return text.split("title: ", 1)[1].split("\n", 1)[0]
+    if path.suffix == ".html":
+        return unescape(text.split("<title>", 1)[1].split("</title>", 1)[0])
+    return text.split("\n", 1)[0]
+
+
 # --- what a store holds ---------------------------------------------------------------------------
 
 
@@ -195,10 +258,26 @@ def problems(state: StoreState, *, allow_pending: bool) -> list[str]:
     return out
 
 
+def open_store_copy(store: Path, dest: Path, embedder: Any, **settings: Any) -> Any:
+    """A pipeline on a copy of ``store``: a fresh Chroma client, as a new process would open it.
+
+    Chroma keeps one client per folder per process, with its vector index in memory; a copy is how
+    this process sees exactly what another process (or a crash) left on disk.
+    """
+    import shutil
+
+    from rag.config import Settings
+    from rag.pipeline import build_pipeline
+
+    if store.exists():
+        shutil.copytree(store, dest)
+    return build_pipeline(Settings(store=dest, **settings), embedder=embedder)
+
+
 def percentile(values: list[float], q: float) -> float:
     """Nearest-rank percentile (q in 0..100) of a non-empty list."""
     vals = sorted(values)
-    rank = max(1, min(len(vals), int(round(q / 100 * len(vals) + 0.5))))
+    rank = max(1, min(len(vals), round(q / 100 * len(vals) + 0.5)))
     return vals[rank - 1]
 
 
@@ -229,18 +308,25 @@ def _reader(args: argparse.Namespace) -> int:
             started.append(time.time())
             t0 = time.perf_counter()
             try:
+                versions: dict[str, set[str]] = {}
                 for h in pipe.search(q, method=method):
                     hits[h.chunk.chunk_id] = [h.chunk.source, h.chunk.doc_id]
+                    versions.setdefault(h.chunk.source, set()).add(h.chunk.doc_id)
+                mixed = sorted(s for s, ids in versions.items() if len(ids) > 1)
+                if mixed:
+                    errors.append(f"MIXED VERSIONS of {mixed} in one result for {q!r}")
             except RagError as exc:
                 errors.append(f"{type(exc).__name__}: {exc}")
             except Exception as exc:  # noqa: BLE001 - the test wants every failure, by kind
                 errors.append(f"UNEXPECTED {type(exc).__name__}: {exc}")
             latencies.append(time.perf_counter() - t0)
+            time.sleep(args.pause)  # a person types between questions; leave the writer some CPU
         if last_round:
             break
         last_round = stopping
     report = {
         "latencies": latencies,
+        "started": started,
         "errors": errors,
         "hits": hits,
         "reports_seen": pipe.retriever.snapshot().sources,
@@ -278,6 +364,7 @@ def main(argv: list[str] | None = None) -> int:
     for name in ("queries", "ready", "stop", "out"):
         p.add_argument(f"--{name}", required=True)
     p.add_argument("--max-seconds", type=float, default=300)
+    p.add_argument("--pause", type=float, default=0.02, help="seconds between two searches")
     args = parser.parse_args(argv)
     return _reader(args)
 

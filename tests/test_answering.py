@@ -108,11 +108,11 @@ def test_missing_entity_is_named_in_the_abstention(pipe):
 
 
 def test_duplicate_paragraph_is_cited_once(pipe):
-    answer = pipe.ask("Who else was present during the strategic discussions on localisation?")
+    # The report quotes this paragraph twice, once with straight and once with curly quote marks.
+    answer = pipe.ask("What did the strategic discussions concentrate on?")
     assert not answer.abstained
-    assert "D.K. Sunil" in answer.answer
-    hits = [c for c in answer.citations if "also present include" in fold(c.quote)]
-    assert len(hits) == 1
+    hits = [c for c in answer.citations if "strategic discussions encompassed" in fold(c.quote)]
+    assert len(hits) == 1 and "localisation of critical manufacturing" in hits[0].quote
     sh = [shingles(c.quote) for c in answer.citations]
     assert all(containment(a, b) < 0.6 for i, a in enumerate(sh) for b in sh[i + 1:])
     assert_exact_spans(pipe, answer)
@@ -231,7 +231,7 @@ def test_answer_type_evidence():
 
 def test_key_terms_are_names_and_numbers():
     q = analyse_question("What was the budget of the Indian space programme in 2023?")
-    assert set(q.key_terms.values()) == {"indian", "2023"}
+    assert set(q.key_terms.values()) == {"Indian", "2023"}
     assert q.terms["2023"] > q.terms["budget"]
 
 

@@ -143,6 +143,61 @@ def test_extractive_brief_text_for_the_eval_harness(embedder):
     assert out.startswith("an egyptian court") and word_count(out) <= 20
 
 
+def _tokens(text: str) -> list[str]:
+    return re.findall(r"\w+|[^\w\s]", text.lower())
+
+
+def _in_order(fragment: str, source: str) -> bool:
+    """Every token of ``fragment`` occurs in ``source``, in the same order (a subsequence)."""
+    rest = iter(_tokens(source))
+    return all(tok in rest for tok in _tokens(fragment))
+
+
+def test_compression_cuts_attributions_and_never_invents_words():
+    from rag.extractive_summary import compress_sentence, leading_fragment
+
+    cases = {
+        "however , the bridge was closed on friday , police said .": "the bridge was closed on friday .",
+        "police said the attackers entered the property at about 20:15 on friday .": (
+            "the attackers entered the property at about 20:15 on friday ."
+        ),
+        "29 june 2015 last updated at 11:41 bst mr richards , 19 , from wednesbury , was among 38 killed .": (
+            "mr richards , 19 , from wednesbury , was among 38 killed ."
+        ),
+        "the blaze started 1,100 m -lrb- 3,600 ft -rrb- under the sea bed .": (
+            "the blaze started 1,100 m under the sea bed ."
+        ),
+        "The mine (in Yorkshire) closed in June, the company said.": "The mine closed in June .",
+        "glen johnson said he was stepping down .": "glen johnson said he was stepping down .",  # named: kept
+        "police said so .": "police said so .",  # too little left: kept whole
+    }
+    for text, want in cases.items():
+        got = compress_sentence(text)
+        assert got == want and _in_order(got, text) and word_count(got) <= word_count(text)
+    text = "a 58-year-old passenger , who was in the peugeot , is in a serious but stable condition ."
+    assert leading_fragment(text, 30) == text
+    assert leading_fragment(text, 8) == "a 58-year-old passenger , who was in the peugeot"
+    assert leading_fragment(text, 2) == "a 58-year-old"
+    for limit in range(1, 20):
+        frag = leading_fragment(text, limit)
+        assert word_count(frag) <= limit and _in_order(frag, text) and text.startswith(frag)
+
+
+@pytest.mark.parametrize("max_words", [5, 12, 20, 40])
+def test_compressed_brief_keeps_source_words_in_order_within_the_budget(embedder, max_words):
+    text = (
+        "however , a southbound van collided with a car on the a702 near biggar at 17:35 on thursday , "
+        "police said . a 58-year-old male passenger in the car is in a serious but stable condition . "
+        "the road was closed for six hours -lrb- until midnight -rrb- while officers examined the scene . "
+        "police scotland said inquiries into the crash are continuing and appealed for witnesses ."
+    )
+    out = extractive_brief_text(text, embedder, max_words=max_words)
+    assert out and word_count(out) <= max_words
+    for line in out.splitlines():
+        assert _in_order(line, text)
+    assert "police said" not in out and "-lrb-" not in out
+
+
 # --- LLM mode -----------------------------------------------------------------------------
 
 

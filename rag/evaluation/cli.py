@@ -116,7 +116,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
 
 def _slim(scored: dict[str, Any]) -> dict[str, Any]:
     """A baseline keeps per-question metric values (for paired comparison) but not texts."""
-    rows = [{"id": q["id"], "values": q["values"]} for q in scored["questions"]]
+    rows = [{"id": q["id"], "part": q["part"], "values": q["values"]} for q in scored["questions"]]
     return {**{k: v for k, v in scored.items() if k != "questions"}, "questions": rows}
 
 

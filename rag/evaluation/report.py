@@ -39,9 +39,13 @@ _NUMERIC = re.compile(r"[-+]?\d[\d.,]*|–|\[[-+\d., ]+\]")
 
 def per_question(scored: Mapping[str, Any], metric: str) -> dict[str, float]:
     """``{question id: value}`` of one metric from the scored result's question rows."""
+    part, _, short = metric.rpartition("/")  # "gold/f1": rows of part "gold" store it as "f1"
     out = {}
     for row in scored.get("questions") or []:
-        value = (row.get("values") or {}).get(metric)
+        if part and row.get("part") not in (None, part):
+            continue
+        values = row.get("values") or {}
+        value = values.get(metric, values.get(short) if part else None)
         if value is not None:
             out[str(row["id"])] = float(value)
     return out

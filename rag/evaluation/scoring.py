@@ -79,6 +79,18 @@ def _cited_sentences(answer: dict[str, Any]) -> tuple[list[tuple[str, list[int]]
     return sentences, passages
 
 
+def spans_exact(citations: list[dict[str, Any]], passages: list[dict[str, Any]]) -> float:
+    """1.0 when every citation's quote is exactly the stored text at its span (read from the passage it cites)."""
+    by_chunk = {p["chunk_id"]: p for p in passages}
+    for c in citations:
+        p = by_chunk.get(c["chunk_id"])
+        if p is None or not (p["start"] <= c["start"] <= c["end"] <= p["end"]):
+            return 0.0
+        if p["text"][c["start"] - p["start"] : c["end"] - p["start"]] != c["quote"]:
+            return 0.0
+    return 1.0
+
+
 def _answer_values(rec: dict[str, Any]) -> dict[str, float]:
     case, answer = rec["case"], rec["answer"]
     abstained = bool(answer.get("abstained"))
@@ -91,6 +103,8 @@ def _answer_values(rec: dict[str, Any]) -> dict[str, float]:
         if rec["part"].startswith("multihop"):
             out["mh_accuracy"] = float(m.multihop_official_correct(pred, case["answers"][0]))
             out["mh_contains_gold"] = float(m.multihop_contains_gold(pred, case["answers"][0]))
+    if answer.get("citations"):
+        out["citation_spans_exact"] = spans_exact(answer["citations"], answer.get("passages", []))
     if not abstained and answer.get("sentences"):
         sentences, passages = _cited_sentences(answer)
         alce = m.alce_citation_scores(sentences, passages)
@@ -138,6 +152,9 @@ def _brief_row(rec: dict[str, Any]) -> dict[str, Any]:
     values["cited_sentences"] = float(np.mean([bool(s["citations"]) for s in sentences])) if sentences else 0.0
     values["supported_sentences"] = float(np.mean([bool(s["supported"]) for s in sentences])) if sentences else 0.0
     values["latency_brief"] = rec["latency"]["brief"]
+    docs = rec.get("documents", {})
+    values["citation_spans_exact"] = float(all(
+        docs.get(c["source"], "")[c["start"] : c["end"]] == c["quote"] for c in brief.get("citations", [])))
     return {"id": case["id"], "part": rec["part"], "question": "brief of " + ", ".join(case["sources"]),
             "type": "brief", "gold": refs[0] if refs else "", "answer": text, "citations": [],
             "verdict": "within limit" if values["length_ok"] else "over the word limit", "values": values}
