@@ -33,25 +33,28 @@ class DossierEmbeddings(Embeddings):
         return self.embedder.embed_query(text).tolist()
 
 
-def ingest(paths: list[Path], root: Path, embedder: Any, persist_dir: Path) -> tuple[Chroma, dict[str, Any]]:
-    """Read, split, embed and store the files; the vector store and what it took."""
+def open_store(embedder: Any, persist_dir: Path) -> Chroma:
+    """A LangChain Chroma vector store in a folder, embedding with ``embedder``."""
+    return Chroma(collection_name="langchain", embedding_function=DossierEmbeddings(embedder),
+                  persist_directory=str(persist_dir), collection_metadata={"hnsw:space": "cosine"})
+
+
+def add_files(store: Chroma, paths: list[Path], root: Path) -> dict[str, Any]:
+    """Read, split, embed and store the files (timed as a whole); chunk counts for the record."""
     t0 = time.perf_counter()
     docs = [LCDocument(page_content=p.read_text(encoding="utf-8"), metadata={"source": str(p.relative_to(root))})
             for p in paths]
     splitter = RecursiveCharacterTextSplitter(chunk_size=CHUNK_SIZE, chunk_overlap=CHUNK_OVERLAP)
     chunks = splitter.split_documents(docs)
-    t1 = time.perf_counter()
-    store = Chroma(collection_name="langchain", embedding_function=DossierEmbeddings(embedder),
-                   persist_directory=str(persist_dir), collection_metadata={"hnsw:space": "cosine"})
     store.add_documents(chunks)
-    t2 = time.perf_counter()
-    tokens = sum(embedder.count_tokens(c.page_content) for c in chunks)
-    return store, {
-        "chunks": len(chunks), "seconds": round(t2 - t0, 3), "split_s": round(t1 - t0, 3),
-        "chunks_per_s": round(len(chunks) / (t2 - t0), 2), "tokens": tokens,
-        "over_256_tokens": sum(embedder.count_tokens(c.page_content) > 254 for c in chunks),
-        "splitter": f"RecursiveCharacterTextSplitter(chunk_size={CHUNK_SIZE}, chunk_overlap={CHUNK_OVERLAP})",
-    }
+    seconds = time.perf_counter() - t0
+    counter = store.embeddings.embedder.count_tokens  # type: ignore[union-attr]
+    sizes = [counter(c.page_content) for c in chunks]  # after the timed part
+    return {"chunks": len(chunks), "seconds": seconds, "tokens": sum(sizes),
+            "over_254_tokens": sum(n > 254 for n in sizes)}
+
+
+SPLITTER = f"RecursiveCharacterTextSplitter(chunk_size={CHUNK_SIZE}, chunk_overlap={CHUNK_OVERLAP})"
 
 
 def search(store: Chroma, query: str, k: int) -> list[Any]:

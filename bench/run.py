@@ -135,21 +135,22 @@ def table(result: dict[str, Any]) -> str:
     th = ing.get("throughput", {})
     if th:
         lines += ["| ingest (same texts, one process) | value |", "|---|---|",
-                  f"| corpus | {ing['corpus']['files']} files, {ing['corpus']['chunks']} chunks, "
+                  f"| corpus | {ing['corpus']['files']} files in {ing['corpus']['parts']} parts, {ing['corpus']['chunks']} chunks, "
                   f"{ing['corpus']['mean_tokens_per_chunk']} word pieces/chunk |",
-                  f"| raw embedder chunks/s (before, after) | {th['raw_embedder_chunks_per_s']} |",
+                  f"| raw embedder chunks/s | {th['raw_embedder_chunks_per_s']} |",
                   f"| pipeline chunks/s | {th['pipeline_chunks_per_s']} |",
                   f"| ratio pipeline / raw | {th['ratio_pipeline_to_raw']} |",
                   f"| load, chunk alone (s) | {ing['stages_alone']['load_s']}, {ing['stages_alone']['chunk_s']} |",
                   f"| Store.write inside pipeline (s) | {th['store_write_s_inside_pipeline']} |"]
         if "server_ingest" in ing:
             s = ing["server_ingest"]
-            lines.append(f"| server-mode pipeline chunks/s (ratio to embedded) | {s['chunks_per_s']} "
-                         f"({s['ratio_to_embedded_pipeline']}) |")
+            lines.append(f"| server-mode pipeline chunks/s (ratio to raw, to embedded) | {s['chunks_per_s']} "
+                         f"({s['ratio_to_raw']}, {s['ratio_to_embedded_pipeline']}) |")
         if "langchain_ingest" in ing:
             lc = ing["langchain_ingest"]
-            lines.append(f"| LangChain: chunks, seconds, chunks/s | {lc['chunks']}, {lc['seconds']}, "
-                         f"{lc['chunks_per_s']} |")
+            lines.append(f"| LangChain: chunks, word pieces, seconds, chunks/s | {lc['chunks']}, {lc['tokens']}, "
+                         f"{lc['seconds']}, {lc['chunks_per_s']} (Dossier: {ing['corpus']['chunks']}, "
+                         f"{lc['dossier_tokens']}, {th['pipeline_seconds']}) |")
             lines.append(f"| Dossier speed-up over LangChain (wall, chunks/s) | {lc['pipeline_speedup_same_corpus']}, "
                          f"{lc['pipeline_speedup_chunks_per_s']} |")
         lines.append(f"| load average during ingest | {th.get('load')} |")

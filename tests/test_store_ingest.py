@@ -135,7 +135,7 @@ def test_reindex_with_another_embedder(settings, embedder, library, fake_openai)
     assert report.ok and len(report.added) + len(report.updated) == 4
     assert pipe.store.committed().keys() == {SAMPLE.name, *OTHER}
     _assert_consistent(pipe)
-    assert any(r["path"].endswith("/embeddings") for r in fake_openai.requests)
+    assert any(r.path.endswith("/embeddings") for r in fake_openai.requests)
 
 
 def test_filters_by_source_and_date(pipe, tmp_path):
