@@ -10,8 +10,7 @@ with ``rag.extractive.features`` for any ``Weights`` without embedding again.
 
 Tuning looks at the dev split only (``split_of``: SQuAD question id, MultiHop-RAG
 query text); the chosen weights are then reported once on the test split.
-Measured numbers are in the module docstring of ``rag/extractive.py``'s
-``Weights`` and in the final report of the answering work.
+The measured numbers are quoted in the module docstring of ``rag/extractive.py``.
 """
 
 from __future__ import annotations
@@ -29,6 +28,7 @@ import numpy as np
 
 from rag import extractive as ex
 from rag.config import Settings
+from rag.conversation import analyse_question
 from rag.evaluation.datasets import multihop_rag, split_of, squad
 from rag.evaluation.qa_metrics import abstention_scores, answer_contains_gold
 from rag.loading import content_id
@@ -71,8 +71,12 @@ def collect(dataset: str, limit: int | None, store: Path) -> list[Row]:
     corpus, cases, split = load(dataset, limit)
     pipe = build_pipeline(Settings(store=store))
     t0 = time.perf_counter()
-    pipe.ingest_documents([Document(source=r.source, title=r.title, text=r.text, date=r.date,
-                                    doc_id=content_id(r.text)) for r in corpus])
+    pipe.ingest_documents(
+        [
+            Document(source=r.source, title=r.title, text=r.text, date=r.date, doc_id=content_id(r.text))
+            for r in corpus
+        ]
+    )
     print(f"ingest: {time.perf_counter() - t0:.0f} s for {len(corpus)} documents", flush=True)
     rows = []
     for case in cases:
@@ -85,9 +89,16 @@ def collect(dataset: str, limit: int | None, store: Path) -> list[Row]:
                     seen.add((h.chunk.doc_id, s.start, s.end))
                     cands.append((rank, s.text))
         sims = pipe.embedder.embed([t for _, t in cands]) @ qvec if cands else []
-        rows.append(Row(case.question, case.answers, case.answerable, split(case),
-                        [(h.chunk.text, h.chunk.title, h.chunk.source, h.chunk.date) for h in hits],
-                        [(r, t, float(s)) for (r, t), s in zip(cands, sims)]))
+        rows.append(
+            Row(
+                case.question,
+                case.answers,
+                case.answerable,
+                split(case),
+                [(h.chunk.text, h.chunk.title, h.chunk.source, h.chunk.date) for h in hits],
+                [(r, t, float(s)) for (r, t), s in zip(cands, sims)],
+            )
+        )
     cache.write_bytes(pickle.dumps([asdict(r) for r in rows]))
     return rows
 
@@ -107,14 +118,30 @@ def prepare(rows: list[Row]) -> list[Prepared]:
     """Features (with the product's own ``features``), gold flags and key-term coverage of every row."""
     out = []
     for r in rows:
-        q = ex.analyse_question(r.question)
+        q = analyse_question(r.question)
         infos = [ex.sentence_info(t) for _, t, _ in r.cands]
-        feats = ex.features(q, infos, np.array([s for _, _, s in r.cands]), [k for k, _, _ in r.cands], len(r.hits))
-        hits = [Hit(Chunk("", "", src, 0, 0, len(text), text, title=title, date=date), 0.0)
-                for text, title, src, date in r.hits]
+        feats = ex.features(
+            q, infos, np.array([s for _, _, s in r.cands]), [k for k, _, _ in r.cands], len(r.hits)
+        )
+        hits = [
+            Hit(Chunk("", "", src, 0, 0, len(text), text, title=title, date=date), 0.0)
+            for text, title, src, date in r.hits
+        ]
         coverage, _ = ex.key_coverage(q, hits)
         gold = np.array([answer_contains_gold(t, r.answers) for _, t, _ in r.cands], dtype=bool)
         out.append(Prepared(r, feats, gold, coverage, [shingles(t) for _, t, _ in r.cands]))
+    return out
+
+
+def embed_cut(rows: list[Prepared], limit: int, w: ex.Weights) -> list[Prepared]:
+    """As the product does: keep only the ``limit`` candidates best by the features other than dense."""
+    vec, out = w.vector(), []
+    for p in rows:
+        if len(p.feats) <= limit:
+            out.append(p)
+            continue
+        keep = np.sort(np.argsort(-(p.feats[:, 1:] @ vec[1:]), kind="stable")[:limit])
+        out.append(Prepared(p.row, p.feats[keep], p.gold[keep], p.coverage, [p.shingles[i] for i in keep]))
     return out
 
 
@@ -125,10 +152,22 @@ def replay(rows: list[Prepared], w: ex.Weights, limit: int = 3) -> dict[str, flo
     for p in rows:
         scores = p.feats @ vec if len(p.feats) else np.zeros(0)
         order = np.argsort(-scores, kind="stable")
-        abstain = p.coverage < w.min_key_coverage or not len(order) or scores[order[0]] < w.min_score
-        chosen = [] if abstain else [int(order[i]) for i in ex.choose(
-            list(scores[order]), list(p.feats[order, 3]), [p.shingles[i] for i in order], w, limit,
-            typed=bool(p.feats[:, 4].any() or p.feats[:, 3].any()))]
+        abstain = ex.abstain_reason(w, p.coverage, [], p.feats, scores) is not None
+        chosen = (
+            []
+            if abstain
+            else [
+                int(order[i])
+                for i in ex.choose(
+                    list(scores[order]),
+                    list(p.feats[order, 3]),
+                    [p.shingles[i] for i in order],
+                    w,
+                    limit,
+                    typed=bool(p.feats[:, 4].any() or p.feats[:, 3].any()),
+                )
+            ]
+        )
         abstained.append(bool(abstain))
         answerable.append(p.row.answerable)
         lengths += [len(chosen)] if chosen else []
@@ -137,8 +176,11 @@ def replay(rows: list[Prepared], w: ex.Weights, limit: int = 3) -> dict[str, flo
             top1.append(len(order) > 0 and bool(p.gold[order[0]]))  # forced to answer
     out = {k: round(v, 4) for k, v in abstention_scores(abstained, answerable).items()}
     n = max(sum(answerable), 1)
-    out.update(answered_with_gold=round(sum(correct) / n, 4), best_sentence_has_gold=round(sum(top1) / n, 4),
-               mean_sentences=round(float(np.mean(lengths)) if lengths else 0.0, 2))
+    out.update(
+        answered_with_gold=round(sum(correct) / n, 4),
+        best_sentence_has_gold=round(sum(top1) / n, 4),
+        mean_sentences=round(float(np.mean(lengths)) if lengths else 0.0, 2),
+    )
     right = sum(correct) + sum(a and not g for a, g in zip(abstained, answerable))
     out["overall"] = round(right / max(len(rows), 1), 4)  # answered with gold, or abstained when unanswerable
     return out
@@ -147,15 +189,24 @@ def replay(rows: list[Prepared], w: ex.Weights, limit: int = 3) -> dict[str, flo
 def tune(rows: list[Prepared], max_over_abstention: float) -> ex.Weights:
     """Weights by best-sentence accuracy, then thresholds by overall accuracy under an over-abstention cap."""
     best, score = ex.Weights(), -1.0
-    for d, lx, r, t, nt, rk, fr in itertools.product((0.3, 0.45, 0.6), (0.0, 0.2, 0.35), (0.0, 0.2, 0.35),
-                                                     (0.0, 0.1, 0.2), (0.0, 0.1), (0.0, 0.08), (0.0, 0.05)):
+    for d, lx, r, t, nt, rk, fr in itertools.product(
+        (0.3, 0.45, 0.6),
+        (0.0, 0.2, 0.35),
+        (0.0, 0.2, 0.35),
+        (0.0, 0.1, 0.2),
+        (0.0, 0.1),
+        (0.0, 0.08),
+        (0.0, 0.05),
+    ):
         w = replace(best, dense=d, lexical=lx, rare=r, answer_type=t, no_type=nt, rank=rk, fragment=fr)
         s = replay(rows, w)["best_sentence_has_gold"]
         if s > score + 1e-9:
             best, score = w, s
     weights, score = best, -1.0
-    for ms, mk, km in itertools.product(np.arange(0.2, 0.62, 0.02), (0.0, 0.5, 0.75, 1.0), (0.04, 0.08, 0.12)):
-        w = replace(weights, min_score=round(float(ms), 2), min_key_coverage=mk, keep_margin=km)
+    for md, ms, mk, km in itertools.product(
+        (0.4, 0.45, 0.5, 0.55), (0.4, 0.45, 0.5, 0.55, 0.6), (0.0, 0.01, 0.5, 0.75), (0.04, 0.08, 0.12)
+    ):
+        w = replace(weights, min_dense=md, min_score=ms, min_key_coverage=mk, keep_margin=km)
         res = replay(rows, w)
         if res["over_abstention_rate"] <= max_over_abstention and res["overall"] > score:
             best, score = w, res["overall"]
@@ -169,20 +220,42 @@ def main() -> None:
     parser.add_argument("--limit", type=int, default=None, help="questions (SQuAD: a seeded sample)")
     parser.add_argument("--store", type=Path, default=None, help="store folder (reused between runs)")
     parser.add_argument("--tune", action="store_true", help="grid-search the weights on the dev split")
-    parser.add_argument("--max-over-abstention", type=float, default=0.10,
-                        help="tuning cap on the share of answerable dev questions declined")
+    parser.add_argument(
+        "--max-over-abstention",
+        type=float,
+        default=0.10,
+        help="tuning cap on the share of answerable dev questions declined",
+    )
+    parser.add_argument(
+        "--embed",
+        type=int,
+        default=Settings().answer_embed_sentences,
+        help="candidates embedded per question (settings.answer_embed_sentences; 0 = all)",
+    )
     args = parser.parse_args()
     store = args.store or Path("/tmp") / f"dossier-calibrate-{args.dataset}"
     rows = prepare(collect(args.dataset, args.limit, store))
+    if args.embed:
+        rows = embed_cut(rows, args.embed, ex.Weights())
     dev = [p for p in rows if p.row.split == "dev"]
     test = [p for p in rows if p.row.split == "test"]
     report: dict[str, Any] = {
         "dataset": args.dataset,
-        "questions": {s: {"answerable": sum(p.row.answerable for p in ps), "unanswerable":
-                          sum(not p.row.answerable for p in ps)} for s, ps in (("dev", dev), ("test", test))},
-        "gold_in_retrieved_passages": {s: round(float(np.mean([p.gold.any() for p in ps if p.row.answerable]
-                                                               or [0])), 4) for s, ps in (("dev", dev), ("test", test))},
-        "weights": asdict(ex.Weights()), "dev": replay(dev, ex.Weights()), "test": replay(test, ex.Weights()),
+        "questions": {
+            s: {
+                "answerable": sum(p.row.answerable for p in ps),
+                "unanswerable": sum(not p.row.answerable for p in ps),
+            }
+            for s, ps in (("dev", dev), ("test", test))
+        },
+        "gold_in_retrieved_passages": {
+            s: round(float(np.mean([p.gold.any() for p in ps if p.row.answerable] or [0])), 4)
+            for s, ps in (("dev", dev), ("test", test))
+        },
+        "embedded_candidates": args.embed or "all",
+        "weights": asdict(ex.Weights()),
+        "dev": replay(dev, ex.Weights()),
+        "test": replay(test, ex.Weights()),
     }
     if args.tune:
         tuned = tune(dev, args.max_over_abstention)

@@ -57,8 +57,15 @@ class Context:
 class Answerer:
     """Answers questions over one retriever, in extractive or LLM mode."""
 
-    def __init__(self, retriever: Any, embedder: Any, settings: Settings, *, chat: Any = None,
-                 token_counter: Any = None) -> None:
+    def __init__(
+        self,
+        retriever: Any,
+        embedder: Any,
+        settings: Settings,
+        *,
+        chat: Any = None,
+        token_counter: Any = None,
+    ) -> None:
         self.retriever = retriever
         self.embedder = embedder
         self.settings = settings
@@ -85,11 +92,19 @@ class Answerer:
     def fingerprint(self) -> str:
         """Settings plus prompt files: what shaped an answer."""
         if self._fingerprint is None:
-            self._fingerprint = self.settings.fingerprint({"prompts": prompt_fingerprint(), "mode": self.mode})
+            self._fingerprint = self.settings.fingerprint(
+                {"prompts": prompt_fingerprint(), "mode": self.mode}
+            )
         return self._fingerprint
 
-    def ask(self, question: str, *, history: list[dict] | None = None, top_k: int | None = None,
-            filters: Filters | None = None) -> Answer:
+    def ask(
+        self,
+        question: str,
+        *,
+        history: list[dict] | None = None,
+        top_k: int | None = None,
+        filters: Filters | None = None,
+    ) -> Answer:
         """A cited answer, or an abstention that says what was searched."""
         ctx = self._prepare(question, history, top_k, filters)
         if self.chat is None:
@@ -101,8 +116,14 @@ class Answerer:
         assert answer is not None  # _llm always ends with an answer
         return self._finish(answer, ctx)
 
-    def ask_stream(self, question: str, *, history: list[dict] | None = None, top_k: int | None = None,
-                   filters: Filters | None = None) -> Iterator[Event]:
+    def ask_stream(
+        self,
+        question: str,
+        *,
+        history: list[dict] | None = None,
+        top_k: int | None = None,
+        filters: Filters | None = None,
+    ) -> Iterator[Event]:
         """Status lines and answer text as they come, then ("answer", Answer).
 
         Deltas are the model's first draft as it streams; the final Answer is the
@@ -118,13 +139,16 @@ class Answerer:
 
     # --- shared stages -----------------------------------------------------------------
 
-    def _prepare(self, question: str, history: list[dict] | None, top_k: int | None,
-                 filters: Filters | None) -> Context:
+    def _prepare(
+        self, question: str, history: list[dict] | None, top_k: int | None, filters: Filters | None
+    ) -> Context:
         """Rewrite a follow-up, then retrieve."""
         if not question or not question.strip():
             raise RagError("The question is empty.", hint="Type a question about your reports.")
         t0 = time.perf_counter()
-        ctx = Context(question.strip(), rewrite(question.strip(), history, self.chat), filters or Filters(), started=t0)
+        ctx = Context(
+            question.strip(), rewrite(question.strip(), history, self.chat), filters or Filters(), started=t0
+        )
         if ctx.standalone.note:
             ctx.notices.append(ctx.standalone.note[0].upper() + ctx.standalone.note[1:] + ".")
         ctx.timings["rewrite"] = round(time.perf_counter() - t0, 4)
@@ -142,8 +166,10 @@ class Answerer:
         sources = len({h.chunk.source for h in hits})
         if not hits:
             return f"{total} report{'s' * (total != 1)} ({filters.describe()}), and no passage matched"
-        return (f"{len(hits)} passage{'s' * (len(hits) != 1)} from {sources} of {total} "
-                f"report{'s' * (total != 1)} ({filters.describe()})")
+        return (
+            f"{len(hits)} passage{'s' * (len(hits) != 1)} from {sources} of {total} "
+            f"report{'s' * (total != 1)} ({filters.describe()})"
+        )
 
     def _extractive(self, ctx: Context) -> Answer:
         """The extractive answer to the (standalone) question from the retrieved passages."""
@@ -156,7 +182,11 @@ class Answerer:
         notices = ctx.notices + ([answer.notice] if answer.notice else [])
         answer.notice = " ".join(dict.fromkeys(notices)) or None
         answer.searched = ctx.searched
-        answer.timings = {**ctx.timings, **answer.timings, "total": round(time.perf_counter() - ctx.started, 4)}
+        answer.timings = {
+            **ctx.timings,
+            **answer.timings,
+            "total": round(time.perf_counter() - ctx.started, 4),
+        }
         answer.fingerprint = self.fingerprint
         return redact(answer, self.settings.openai_api_key)
 
@@ -177,8 +207,9 @@ class Answerer:
                 yield "status", "Asking the model\u2026"
                 data, result = yield from self._stream_json(messages, prompt.schema or {}, validator)
             else:
-                data, result = complete_json(self.chat, messages, prompt.schema or {}, schema_name="answer",
-                                             validate=validator)
+                data, result = complete_json(
+                    self.chat, messages, prompt.schema or {}, schema_name="answer", validate=validator
+                )
         except (ProviderError, SchemaError) as exc:
             yield "answer", self._fallback(ctx, exc)
             return
@@ -190,18 +221,26 @@ class Answerer:
     def _pack(self, ctx: Context) -> tuple[list[Hit], list[dict], dict[str, int]]:
         """The passages that fit ``context_tokens``, the rendered prompt, and the counts."""
         counter = self.token_counter
-        blocks = [format_passage(i, h.chunk.text, source=h.chunk.source, date=h.chunk.date)
-                  for i, h in enumerate(ctx.hits, 1)]
+        blocks = [
+            format_passage(i, h.chunk.text, source=h.chunk.source, date=h.chunk.date)
+            for i, h in enumerate(ctx.hits, 1)
+        ]
         n = max(1, counter.pack(blocks, self.settings.context_tokens, overhead=1))
         if not counter.exact:
             ctx.notices.append(f"Token counts are estimates: {counter.note}.")
-        messages = load_prompt("answer").render(question=ctx.standalone.question, passages="\n\n".join(blocks[:n]))
-        usage = {"context_tokens": sum(counter.count(b) for b in blocks[:n]), "passages_packed": n,
-                 "prompt_tokens_counted": counter.count_messages(messages)}
+        messages = load_prompt("answer").render(
+            question=ctx.standalone.question, passages="\n\n".join(blocks[:n])
+        )
+        usage = {
+            "context_tokens": sum(counter.count(b) for b in blocks[:n]),
+            "passages_packed": n,
+            "prompt_tokens_counted": counter.count_messages(messages),
+        }
         return ctx.hits[:n], messages, usage
 
-    def _stream_json(self, messages: list[dict], schema: dict,
-                     validator: ReplyCheck) -> Generator[Event, None, tuple[dict, ChatResult]]:
+    def _stream_json(
+        self, messages: list[dict], schema: dict, validator: ReplyCheck
+    ) -> Generator[Event, None, tuple[dict, ChatResult]]:
         """Stream the first reply (yielding its sentences as they grow); re-ask once without streaming."""
         parts: list[str] = []
         shown = ""
@@ -209,10 +248,14 @@ class Answerer:
             parts.append(delta)
             text = partial_answer_text("".join(parts))
             if text.startswith(shown) and len(text) > len(shown):
-                yield "delta", text[len(shown):]
+                yield "delta", text[len(shown) :]
                 shown = text
-        first = ChatResult("".join(parts), dict(getattr(self.chat, "last_usage", {}) or {}),
-                           self.chat.name, getattr(self.chat, "last_finish_reason", None))
+        first = ChatResult(
+            "".join(parts),
+            dict(getattr(self.chat, "last_usage", {}) or {}),
+            self.chat.name,
+            getattr(self.chat, "last_finish_reason", None),
+        )
         data, problems = check_json_reply(first, schema, validator)
         if not problems:
             return data, first
@@ -221,8 +264,11 @@ class Answerer:
         second = self.chat.complete(retry, json_schema=schema, schema_name="answer")
         data, problems = check_json_reply(second, schema, validator)
         if problems:
-            raise SchemaError("The model's reply did not fit the 'answer' format, even after one re-ask: "
-                              + "; ".join(problems[:5]) + ".")
+            raise SchemaError(
+                "The model's reply did not fit the 'answer' format, even after one re-ask: "
+                + "; ".join(problems[:5])
+                + "."
+            )
         usage = {k: first.usage.get(k, 0) + second.usage.get(k, 0) for k in {*first.usage, *second.usage}}
         return data, ChatResult(second.text, usage, second.model, second.finish_reason)
 
@@ -232,7 +278,9 @@ class Answerer:
             raise exc
         reason = exc.message.rstrip(". ")
         if isinstance(exc, SchemaError):
-            notice = f"The LLM's answer could not be verified ({reason}); showing the extractive answer instead."
+            notice = (
+                f"The LLM's answer could not be verified ({reason}); showing the extractive answer instead."
+            )
         else:
             notice = f"The LLM failed ({reason}); showing the extractive answer instead."
         answer = self._extractive(ctx)
@@ -279,16 +327,22 @@ def reply_problems(data: dict, packed: list[Hit]) -> tuple[list[str], list[str]]
         for cite in sent["citations"]:
             n = parse_citation_key(str(cite.get("key", "")))
             if n is None or not 1 <= n <= len(packed):
-                hard.append(f'sentence {i} cites "{cite.get("key")}", which is not one of the passages ({keys})')
+                hard.append(
+                    f'sentence {i} cites "{cite.get("key")}", which is not one of the passages ({keys})'
+                )
                 continue
             passage = packed[n - 1].chunk.text
             if find_quote(passage, str(cite.get("quote") or "")) is None:
-                hard.append(f'sentence {i}: the quote "{_short(cite.get("quote"))}" does not occur in '
-                            f"{citation_key(n)}; copy the quote exactly")
+                hard.append(
+                    f'sentence {i}: the quote "{_short(cite.get("quote"))}" does not occur in '
+                    f"{citation_key(n)}; copy the quote exactly"
+                )
             cited.append(passage)
         verdict = check_sentence(text, cited) if cited else None
         if verdict is not None and not verdict.supported:
-            soft.append(f"sentence {i} is not supported by the passages it cites: {'; '.join(verdict.problems)}")
+            soft.append(
+                f"sentence {i} is not supported by the passages it cites: {'; '.join(verdict.problems)}"
+            )
     return hard, soft
 
 

@@ -56,6 +56,12 @@ class Settings:
 
     # --- answering and briefs --------------------------------------------------
     answer_sentences: int = _f(3, "Most sentences in an extractive answer.")
+    answer_embed_sentences: int = _f(
+        12,
+        "Candidate sentences embedded per question in extractive mode: the best by the cheap features "
+        "(question words, answer type, passage rank); the rest are dropped. Bounds ask latency; "
+        "12 costs under one point of accuracy on the dev splits (bench/calibrate_extractive.py --embed).",
+    )
     brief_words: int = _f(120, "Default word limit of a brief.")
 
     # --- LLM -----------------------------------------------------------------
@@ -102,6 +108,8 @@ class Settings:
             )
         if self.top_k < 1:
             raise ConfigError("top_k must be at least 1.")
+        if self.answer_embed_sentences < 1:
+            raise ConfigError("answer_embed_sentences must be at least 1.")
         object.__setattr__(self, "store", Path(self.store).expanduser())
 
     def replace(self, **changes: Any) -> "Settings":

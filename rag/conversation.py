@@ -1,4 +1,9 @@
-"""Follow-up questions: rewrite them into standalone questions before retrieval.
+"""Questions: what a question asks for, and follow-ups rewritten into standalone questions.
+
+``analyse_question`` finds a question's content words, its key terms (names and
+numbers the passages must mention) and the type of answer it expects; the
+extractive answerer scores sentences with it and the rules below reuse its
+person test.
 
 Retrieval sees one question at a time, so "Where did he go next?" must become
 "Where did Sanjeev Kumar go next?" first. With an LLM the ``rewrite`` prompt does
@@ -17,9 +22,87 @@ from typing import Any
 
 from rag.claims import extract_facts
 from rag.errors import RagError
-from rag.extractive import looks_like_person
 from rag.prompts import ABSTAIN, load_prompt
-from rag.text import STOPWORDS, content_words, fold
+from rag.text import STOPWORDS, WORD_RE, content_words, fold, stem, words
+
+KEY_TERM_WEIGHT = 2.0  # weight of a name or number in the question, relative to an ordinary content word
+# Words that shape a question but never its answer.
+_QUESTION_FILLER = frozenset(
+    "name named called happen happened kind type many much mean really tell know describe explain".split()
+)
+_ORG_WORDS = frozenset(
+    """group commission ministry committee council plant company corporation inc ltd bank agency department
+    office union association institute university party army navy force forces court parliament government
+    board fund organisation organization working""".split()
+)
+_TITLE_WORDS = frozenset(
+    """first second deputy chief director secretary minister president vice prime general lt gen col
+    maj mr mrs ms dr prof sir head senior junior joint additional executive officer chairman
+    chairperson""".split()
+)
+_AUX = r"(?:did|do|does|was|were|is|are|will|would|could|can|had|has|have|should|might)"
+
+
+@dataclass
+class Question:
+    """What the scorer needs to know about a question."""
+
+    text: str
+    terms: dict[str, float]  # stemmed content word -> weight
+    key_terms: dict[
+        str, str
+    ]  # stemmed token of a name or number -> the word as asked (passages must mention it)
+    answer_type: str | None  # "person", "date", "number", "place" or None
+
+
+def analyse_question(question: str) -> Question:
+    """Content words with weights, key terms (names and numbers) and the expected answer type."""
+    facts = extract_facts(question)
+    # stemmed, folded token -> the token as asked (shown when the passages lack it)
+    key = {
+        stem(words(w)[0]): w
+        for n in facts.names + facts.numbers + facts.dates
+        for w in WORD_RE.findall(n)
+        if words(w)[0] not in _QUESTION_FILLER and len(w) > 1
+    }
+    terms: dict[str, float] = {}
+    for w in content_words(fold(question)):
+        s = stem(w)
+        if w in _QUESTION_FILLER or s in _QUESTION_FILLER:
+            continue
+        terms[s] = KEY_TERM_WEIGHT if s in key else 1.0
+    return Question(question, terms, key, answer_type(question))
+
+
+def answer_type(question: str) -> str | None:
+    """The kind of thing a question asks for, from its wh-phrase ("when" only as a question word)."""
+    q = fold(question).strip()
+    if re.search(
+        r"\bhow (?:many|much|long|old|far|often|large|big)\b|\bwhat (?:number|percentage|share|amount)\b", q
+    ):
+        return "number"
+    if re.search(
+        rf"\bwhen {_AUX}\b|\bwhat (?:year|date|day|month|time)\b|\b(?:which|what) (?:year|century|decade)", q
+    ):
+        return "date"
+    if re.search(
+        r"\bwhere\b|\bwhat (?:city|country|place|venue|location)\b|\bwhich (?:city|country|place)\b", q
+    ):
+        return "place"
+    if re.search(r"\bwho(?:m|se)?\b", q):
+        return "person"
+    return None
+
+
+def looks_like_person(name: str) -> bool:
+    """Two or more capitalised tokens, no organisation word or "of", not only titles, not an acronym."""
+    toks = [t.lower().strip(".") for t in name.replace(".", ". ").split()]
+    if len(toks) < 2 or any(t in _ORG_WORDS or t in ("of", "the") for t in toks):
+        return False
+    if all(t in _TITLE_WORDS for t in toks):
+        return False
+    return not all(t.isupper() for t in name.split())
+
 
 HISTORY_TURNS = 6  # the last few messages are enough to resolve a reference
 HISTORY_CHARS = 600  # each message is cut to this many characters in the rewrite prompt
@@ -27,7 +110,9 @@ _PERSON_PRONOUNS = {"he": "", "she": "", "him": "", "her": "", "his": "'s", "her
 _GROUP_PRONOUNS = {"they": "", "them": "", "their": "'s"}
 _PRONOUN_RE = re.compile(r"\b(" + "|".join([*_PERSON_PRONOUNS, *_GROUP_PRONOUNS]) + r")\b", re.IGNORECASE)
 _THING_RE = re.compile(r"\b(?:it|its|they|them|their|this|that|these|those|there)\b", re.IGNORECASE)
-_ELLIPTIC_START = re.compile(r"^\s*(?:and|but|also|what about|how about|and what about|what of)\b", re.IGNORECASE)
+_ELLIPTIC_START = re.compile(
+    r"^\s*(?:and|but|also|what about|how about|and what about|what of)\b", re.IGNORECASE
+)
 _ELLIPTIC_WORD = re.compile(r"\b(?:else|too|as well|instead|again)\b", re.IGNORECASE)
 _NOT_ENTITY = frozenset(
     "x the reports report question answer secretary director minister president chief deputy".split()
@@ -140,7 +225,9 @@ def llm_rewrite(chat: Any, question: str, history: list[dict] | None) -> Rewrite
 def _first_line(text: str) -> str:
     """The model's question without labels, quotes or extra lines."""
     for raw in text.strip().splitlines():
-        line = re.sub(r"^(?:standalone question|question|rewritten)\s*:\s*", "", raw.strip(), flags=re.IGNORECASE)
+        line = re.sub(
+            r"^(?:standalone question|question|rewritten)\s*:\s*", "", raw.strip(), flags=re.IGNORECASE
+        )
         line = line.strip().strip("\"'\u201c\u201d`").strip()
         if line:
             return line

@@ -21,6 +21,7 @@ from rag.types import Chunk, Document
 
 Progress = Callable[[int, int, str], None]
 _GROUP_CHUNKS = 256  # chunks embedded per group: big enough for full batches, small enough to commit often
+_FIRST_GROUP_CHUNKS = 32  # one embedder batch: the embedder starts while the rest is still being chunked
 # Rows per Chroma call while the embedder thread runs: embedded Chroma holds the GIL for a whole call,
 # and the embedder thread needs it between its onnxruntime batches (a 256-row call stalled it ~1 s).
 _WRITE_BATCH = 32
@@ -114,7 +115,9 @@ def _write_groups(todo, store, embedder, chunker, paths, report: IngestReport, p
                 report.rejected.append({"path": paths.get(doc.source, doc.source),
                                         "reason": "no text to index after loading"})
                 done += 1
-            if group and (sum(len(c) for _, c, _ in group) >= _GROUP_CHUNKS or i == total - 1):
+            # The first group is small so the embedder starts at once instead of waiting for 256 chunks.
+            size = _GROUP_CHUNKS if inflight is not None else _FIRST_GROUP_CHUNKS
+            if group and (sum(len(c) for _, c, _ in group) >= size or i == total - 1):
                 future = pool.submit(embedder.embed, [c.text for _, chunks_, _ in group for c in chunks_])
                 if inflight is not None:
                     finish(inflight)

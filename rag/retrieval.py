@@ -199,8 +199,15 @@ class SnapshotCache:
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
         keep = self._folder(snap.generation).name
-        for old in self.root.iterdir() if self.root.is_dir() else []:
-            crashed = old.name.startswith("tmp-") and time.time() - old.stat().st_mtime > 3600
+        try:
+            entries = list(self.root.iterdir()) if self.root.is_dir() else []
+        except OSError:
+            return
+        for old in entries:
+            try:  # other processes rename and remove their own tmp folders while we look
+                crashed = old.name.startswith("tmp-") and time.time() - old.stat().st_mtime > 3600
+            except OSError:
+                continue
             if (old.name != keep and not old.name.startswith("tmp-")) or crashed:
                 shutil.rmtree(old, ignore_errors=True)
 

@@ -79,6 +79,7 @@ class Store:
         self.embedder_name = embedder_name
         self.dim = dim
         self.writes = 0  # committed writes through this object (lets a reader skip re-reading the generation)
+        self._in_process = not location.startswith(("http://", "https://"))  # embedded Chroma holds the GIL
         self._chunks_name = f"{prefix}_chunks"
         self._docs_name = f"{prefix}_docs"
         try:
@@ -225,11 +226,13 @@ class Store:
         The same protocol as ``begin``/``add_chunks``/``commit`` per report, batched: every Chroma
         write costs tens of milliseconds whatever its size, so seven calls per report made the
         store, not the embedder, the bottleneck of an ingest of many small reports. ``batch`` caps
-        the rows per call: embedded Chroma holds the GIL for a whole call, so an ingest that embeds
-        in another thread writes in short calls to let the embedder thread run between them.
+        the rows per call to an embedded store: embedded Chroma holds the GIL for a whole call, so an
+        ingest that embeds in another thread writes in short calls to let that thread run between
+        them. A server's calls do not hold the GIL and each is a round trip, so they are not split.
         """
         if not items:
             return
+        batch = batch if self._in_process else None
         now = time.time()
         pending = [_PENDING + source_key(doc.source) for doc, _, _ in items]
         self._upsert_docs(pending, [""] * len(items), [

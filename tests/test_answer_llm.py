@@ -372,7 +372,10 @@ def test_context_budget_limits_the_passages(library, fake_openai):
     def first_passage(request):
         text = passages(request)["S1"]
         quote = " ".join(text.split()[:6])
-        return {"sentences": [{"text": quote, "citations": [{"key": "S1", "quote": quote}]}], "abstained": False}
+        return {
+            "sentences": [{"text": quote, "citations": [{"key": "S1", "quote": quote}]}],
+            "abstained": False,
+        }
 
     fake_openai.responder = first_passage
     answer = answerer(library, fake_openai, context_tokens=150).ask(Q)

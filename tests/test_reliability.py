@@ -561,9 +561,9 @@ def test_the_shared_sentence_cache_survives_threads():
 
     import numpy as np
 
-    from rag.extractive import SentenceCache
+    from rag.extractive import LRU
 
-    cache, errors = SentenceCache(4), []
+    cache, errors = LRU(4), []
     switch = sys.getswitchinterval()
     sys.setswitchinterval(1e-6)  # switch threads as often as possible
 
@@ -573,7 +573,7 @@ def test_the_shared_sentence_cache_survives_threads():
             for _ in range(150_000):
                 key = str(rng.randrange(8))
                 if cache.get(key) is None:
-                    cache.put(key, [], np.zeros((0, 1), np.float32))
+                    cache.put(key, np.zeros((0, 1), np.float32))
         except Exception as exc:  # noqa: BLE001 - reported below
             errors.append(repr(exc))
 

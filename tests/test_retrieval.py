@@ -98,3 +98,36 @@ def test_unreachable_server_is_a_clear_error(embedder, tmp_path):
     with pytest.raises(StoreError) as err:
         build_pipeline(Settings(chroma_host="127.0.0.1", chroma_port=port), embedder=embedder)
     assert f"127.0.0.1:{port}" in str(err.value) and "chroma run" in str(err.value)
+
+
+def _snapshot_folders(settings: Settings) -> list[Path]:
+    root = Path(settings.store) / "dossier-snapshot" / settings.collection
+    return sorted(p for p in root.iterdir() if p.name.startswith("v")) if root.is_dir() else []
+
+
+def test_saved_snapshot_is_reused_by_a_new_pipeline_and_rebuilt_when_damaged(settings, embedder, corpus_dir):
+    pipe = build_pipeline(settings, embedder=embedder)
+    pipe.ingest([corpus_dir])
+    query = "who co-chaired the meeting in Moscow"
+    first = [(h.chunk.chunk_id, h.score) for h in pipe.search(query)]
+    (folder,) = _snapshot_folders(settings)  # one copy, for the current generation
+    # A second process-like pipeline on the same store reads that copy instead of rebuilding.
+    again = build_pipeline(settings, embedder=embedder)
+    assert [(h.chunk.chunk_id, h.score) for h in again.search(query)] == first
+    # A damaged copy is never trusted: the next pipeline rebuilds and gives the same results.
+    (folder / "chunks.jsonl").write_text('["garbage"]\n', encoding="utf-8")
+    third = build_pipeline(settings, embedder=embedder)
+    assert [(h.chunk.chunk_id, h.score) for h in third.search(query)] == first
+
+
+def test_snapshot_save_survives_other_processes_tmp_folders_vanishing(settings, embedder, corpus_dir):
+    pipe = build_pipeline(settings, embedder=embedder)
+    pipe.ingest([corpus_dir])
+    pipe.search("Moscow")
+    root = Path(settings.store) / "dossier-snapshot" / settings.collection
+    # Another process's tmp folder that disappears between listing and stat() (here: a dangling link).
+    (root / "tmp-999999-deadbeef").symlink_to(root / "gone")
+    shutil.rmtree(_snapshot_folders(settings)[0])
+    fresh = build_pipeline(settings, embedder=embedder)
+    assert fresh.search("Moscow")  # rebuilt and saved again without an error
+    assert len(_snapshot_folders(settings)) == 1
