@@ -286,7 +286,7 @@ class Retriever:
         dense = self._dense(query, n, filters, snap) if method != "bm25" else []
         lexical = self._lexical(query, n, filters, snap) if method != "dense" else []
         fused = self._fuse(dense, lexical, snap)
-        return self._dedupe(fused, top_k, snap)
+        return self._dedupe(fused, top_k, snap, dense, lexical)
 
     def _dense(self, query: str, n: int, filters: Filters, snap: Snapshot) -> list[tuple[str, float]]:
         vec = self.embedder.embed_query(query)
@@ -298,25 +298,37 @@ class Retriever:
         mask = snap.mask(filters) if filters.active else None
         return snap.lexical.search(query, n, mask)
 
-    def _fuse(self, dense: list, lexical: list, snap: Snapshot) -> list[Hit]:
-        k, wd, wl = self.settings.rrf_k, self.settings.dense_weight, self.settings.lexical_weight
-        hits: dict[str, Hit] = {}
-        for rank, (cid, sim) in enumerate(dense, 1):
-            hits[cid] = Hit(snap.chunks[cid], wd / (k + rank), dense_rank=rank, dense_score=round(sim, 4))
-        for rank, (cid, score) in enumerate(lexical, 1):
-            hit = hits.setdefault(cid, Hit(snap.chunks[cid], 0.0))
-            hit.score += wl / (k + rank)
-            hit.lexical_rank, hit.lexical_score = rank, round(score, 4)
-        return sorted(hits.values(), key=lambda h: (-h.score, h.chunk.source, h.chunk.index))
+    def _fuse(self, dense: list, lexical: list, snap: Snapshot) -> list[tuple[float, str, int, str]]:
+        """Weighted reciprocal-rank fusion: (-score, source, index, chunk id) for every candidate, best first.
 
-    def _dedupe(self, ranked: list[Hit], top_k: int, snap: Snapshot) -> list[Hit]:
+        Plain tuples, not ``Hit`` objects: only the few that survive ``_dedupe`` become hits.
+        """
+        k, wd, wl = self.settings.rrf_k, self.settings.dense_weight, self.settings.lexical_weight
+        scores: dict[str, float] = {}
+        for rank, (cid, _) in enumerate(dense, 1):
+            scores[cid] = wd / (k + rank)
+        for rank, (cid, _) in enumerate(lexical, 1):
+            scores[cid] = scores.get(cid, 0.0) + wl / (k + rank)
+        chunks = snap.chunks
+        return sorted((-s, chunks[cid].source, chunks[cid].index, cid) for cid, s in scores.items())
+
+    def _dedupe(self, ranked: list, top_k: int, snap: Snapshot, dense: list, lexical: list) -> list[Hit]:
+        """The first ``top_k`` of ``ranked`` that are not near-duplicates of one kept before them."""
         kept: list[Hit] = []
-        for hit in ranked:
-            sh = snap.shingles(hit.chunk.chunk_id)
-            if any(containment(sh, snap.shingles(k.chunk.chunk_id)) >= self.settings.dedupe_threshold for k in kept):
+        kept_shingles: list[set] = []
+        dense_at = {cid: (r, sim) for r, (cid, sim) in enumerate(dense, 1)}
+        lexical_at = {cid: (r, sc) for r, (cid, sc) in enumerate(lexical, 1)}
+        for neg, _, _, cid in ranked:
+            sh = snap.shingles(cid)
+            if any(containment(sh, other) >= self.settings.dedupe_threshold for other in kept_shingles):
                 continue
-            hit.score = round(hit.score, 6)
-            kept.append(hit)
+            d, lx = dense_at.get(cid), lexical_at.get(cid)
+            kept.append(Hit(
+                snap.chunks[cid], round(-neg, 6),
+                dense_rank=d[0] if d else None, dense_score=round(d[1], 4) if d else None,
+                lexical_rank=lx[0] if lx else None, lexical_score=round(lx[1], 4) if lx else None,
+            ))
+            kept_shingles.append(sh)
             if len(kept) == top_k:
                 break
         return kept
