@@ -1,7 +1,8 @@
 """Dossier's page: Ask, Brief, Library and Evaluate over one store.
 
 A thin shell: read the widgets, call ``rag.pipeline``, render the result. The
-work lives in ``rag/``; the pure rendering helpers in ``rag.ui_helpers``. Report
+work lives in ``rag/``; the pure rendering helpers in ``rag.ui_helpers``, the
+Library and Evaluate tabs in ``page.library_tab`` and ``page.eval_tab``. Report
 text is untrusted and is only ever rendered escaped (``ui.md_escape``) or inside
 the escaped HTML of ``ui.highlight_html``.
 
@@ -12,10 +13,7 @@ from __future__ import annotations
 
 import json
 import logging
-import math
-import tempfile
 import threading
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +23,9 @@ from rag import ui_helpers as ui
 from rag.config import Settings
 from rag.errors import EmbedderMismatchError, RagError
 from rag.retrieval import Filters
+from page.common import guard, progress_bar, source_label
+from page.eval_tab import evaluate_page
+from page.library_tab import library_page
 
 APP_DIR = Path(__file__).resolve().parent
 DATA_DIR = APP_DIR / "data"  # the sample report indexed on first start
@@ -82,38 +83,6 @@ def _library_changed() -> None:
 
 
 # --- small shared pieces ---------------------------------------------------------------------------
-
-
-def _guard(action: Callable[[], Any]) -> Any:
-    """Run ``action``; show a RagError's message (or a short note for a bug) instead of a traceback."""
-    try:
-        return action()
-    except RagError as exc:
-        st.error(ui.md_escape(str(exc)), icon=":material/error:")
-    except Exception as exc:
-        log.exception("unexpected error in the page")
-        st.error(
-            ui.md_escape(
-                f"Something went wrong ({type(exc).__name__}: {exc}). This is a bug in Dossier; "
-                "the details are in the server log."
-            ),
-            icon=":material/error:",
-        )
-    return None
-
-
-def _progress_bar(label: str) -> tuple[Any, Callable[[int, int, str], None]]:
-    bar = st.progress(0.0, text=label)
-
-    def update(done: int, total: int, name: str) -> None:
-        bar.progress(min(done / max(total, 1), 1.0), text=ui.md_escape(f"{label} {done}/{total} {name}"))
-
-    return bar, update
-
-
-def _source_label(infos: list) -> Callable[[str], str]:
-    titles = {i.source: ui.shorten(i.title, 60) for i in infos}
-    return lambda s: f"{titles[s]} ({s})" if titles.get(s) and titles[s] != s else s
 
 
 def _date_range(infos: list, prefix: str) -> tuple[Any, Any]:
@@ -203,7 +172,7 @@ def sidebar(status: dict, infos: list) -> Filters:
         if "flt_sources" in st.session_state:  # a forgotten report cannot stay selected
             st.session_state["flt_sources"] = [s for s in st.session_state["flt_sources"] if s in names]
         chosen = st.multiselect(
-            "Reports", names, key="flt_sources", format_func=_source_label(infos), placeholder="All reports"
+            "Reports", names, key="flt_sources", format_func=source_label(infos), placeholder="All reports"
         )
         date_from, date_to = _date_range(infos, "flt")
         filters = ui.make_filters(chosen, date_from, date_to)
@@ -314,7 +283,7 @@ def ask_page(pipe: Any, fp: str, settings: Settings, filters: Filters, infos: li
 
 
 def _make_brief(pipe: Any, filters: Filters, words: int) -> dict:
-    bar, update = _progress_bar("Summarising\u2026")
+    bar, update = progress_bar("Summarising\u2026")
     try:
         brief = pipe.brief(filters, words=words, progress=update)
         summary = pipe.summary(filters, progress=update)
@@ -340,7 +309,7 @@ def brief_page(pipe: Any, fp: str, settings: Settings, infos: list) -> None:
     left, right = st.columns([3, 1])
     with left:
         chosen = st.multiselect(
-            "Reports", names, key="brief_sources", format_func=_source_label(infos), placeholder="All reports"
+            "Reports", names, key="brief_sources", format_func=source_label(infos), placeholder="All reports"
         )
         date_from, date_to = _date_range(infos, "brief")
     words = right.number_input(
@@ -348,7 +317,7 @@ def brief_page(pipe: Any, fp: str, settings: Settings, infos: list) -> None:
     )
     if st.button("Generate brief", key="brief_go", type="primary", disabled=not infos):
         filters = ui.make_filters(chosen, date_from, date_to)
-        result = _guard(lambda: _make_brief(pipe, filters, int(words)))
+        result = guard(lambda: _make_brief(pipe, filters, int(words)))
         if result is not None:
             st.session_state["brief_result"] = result
     result = st.session_state.get("brief_result")
@@ -387,7 +356,7 @@ def render_brief(result: dict, fp: str, settings: Settings) -> None:
     for row in range(0, len(sections), 2):  # two sections per row, so rows line up
         for col, (heading, body) in zip(st.columns(2), sections[row : row + 2]):
             col.markdown(f"**{heading}**\n\n{body}")
-    exports = _guard(lambda: _brief_exports(result))
+    exports = guard(lambda: _brief_exports(result))
     if exports:
         md, data = exports
         a, b, _ = st.columns([1, 1, 3])
@@ -409,255 +378,6 @@ def render_brief(result: dict, fp: str, settings: Settings) -> None:
         )
 
 
-# --- Library ---------------------------------------------------------------------------------------------------
-
-
-def _upload_dir() -> Path:
-    """A temp folder of this session for uploaded files (they are removed once ingested)."""
-    if "upload_dir" not in st.session_state:
-        st.session_state["upload_dir"] = tempfile.mkdtemp(prefix="dossier-upload-")
-    return Path(st.session_state["upload_dir"])
-
-
-def _flash(level: str, text: str) -> None:
-    st.session_state.setdefault("library_msgs", []).append((level, text))
-
-
-def _library_action(action: Callable[[], None]) -> None:
-    """Run a library change, keep its messages (or its error) for after the rerun, refresh the views."""
-    try:
-        action()
-    except RagError as exc:
-        _flash("error", str(exc))
-    except Exception as exc:
-        log.exception("unexpected error in the library")
-        _flash("error", f"Something went wrong ({type(exc).__name__}: {exc}). This is a bug in Dossier.")
-    _library_changed()
-    st.rerun()
-
-
-def _do_ingest(pipe: Any, fp: str, files: list) -> None:
-    bar, update = _progress_bar("Reading and indexing\u2026")
-    with _write_lock(fp):
-        report = ui.ingest_uploads(
-            pipe, [(f.name, f.getvalue()) for f in files], _upload_dir(), progress=update
-        )
-    bar.empty()
-    for level, line in ui.ingest_summary(report):
-        _flash(level, line)
-    st.session_state["uploader_n"] = st.session_state.get("uploader_n", 0) + 1  # empties the uploader
-
-
-def _do_forget(pipe: Any, fp: str, source: str) -> None:
-    with _write_lock(fp):
-        removed = pipe.forget(source)
-    _flash(
-        "success" if removed else "error",
-        f"Forgot {source}." if removed else f"No stored report is named {source}.",
-    )
-
-
-def _do_reindex(pipe: Any, fp: str) -> None:
-    bar, update = _progress_bar("Re-embedding\u2026")
-    with _write_lock(fp):
-        report = pipe.reindex(progress=update)
-    bar.empty()
-    _flash(
-        "success", f"Re-indexed {len(report.added) + len(report.updated)} report(s), {report.chunks} chunks."
-    )
-    for e in report.rejected:
-        _flash("error", f"{e.get('path')}: {e.get('reason')}")
-
-
-def library_page(pipe: Any, fp: str, settings: Settings, infos: list, first: dict | None) -> None:
-    st.subheader("Add reports")
-    limit = settings.max_file_mb
-    files = st.file_uploader(
-        f"Reports: txt, md, html, pdf or docx, up to {limit:g} MB each",
-        type=ui.UPLOAD_TYPES,
-        accept_multiple_files=True,
-        key=f"uploader_{st.session_state.get('uploader_n', 0)}",
-        max_upload_size=max(1, math.ceil(limit)),
-    )
-    if st.button("Add to the library", key="ingest_go", type="primary", disabled=not files):
-        _library_action(lambda: _do_ingest(pipe, fp, files))
-    for level, text in st.session_state.pop("library_msgs", []):
-        getattr(st, level)(ui.md_escape(text))
-    if first and (first.get("added") or first.get("rejected")):
-        st.caption(
-            f"First start: indexed {ui.plural(len(first.get('added', [])), 'sample report')} from data/."
-        )
-        for e in first.get("rejected", []):
-            st.error(ui.md_escape(f"data/: {e.get('path')}: {e.get('reason')}"))
-
-    st.subheader("Reports")
-    if not infos:
-        st.info("No reports yet. Add some above.")
-    else:
-        st.dataframe(
-            ui.sources_table(infos),
-            hide_index=True,
-            key="library_table",
-            column_config={"Chunks": st.column_config.NumberColumn(format="%d")},
-        )
-    left, mid, right = st.columns([3, 1, 1], vertical_alignment="bottom")
-    with left:
-        victim = st.selectbox(
-            "Forget a report",
-            [i.source for i in infos],
-            index=None,
-            key="forget_source",
-            format_func=_source_label(infos),
-            placeholder="Choose a report",
-        )
-    if mid.button("Forget", key="forget_go", disabled=victim is None) and victim is not None:
-        _library_action(lambda: _do_forget(pipe, fp, str(victim)))
-    if right.button(
-        "Re-index all",
-        key="reindex_go",
-        disabled=not infos,
-        help="Re-chunk and re-embed every stored report with the configured embedder.",
-    ):
-        _library_action(lambda: _do_reindex(pipe, fp))
-    if st.button(
-        "Refresh",
-        key="library_refresh",
-        type="tertiary",
-        help="Re-read the store (e.g. after `rag ingest` in a terminal).",
-    ):
-        _library_changed()
-        st.rerun()
-
-
-# --- Evaluate -------------------------------------------------------------------------------------------------
-
-
-def _harness() -> Any:
-    try:
-        from rag.evaluation import cli as harness
-    except ImportError:
-        return None
-    return harness if hasattr(harness, "run_fast") and hasattr(harness, "latest_report") else None
-
-
-def _eval_dir(settings: Settings) -> Path:
-    """Where the page's evaluation runs go: next to the store folder."""
-    return Path(settings.store).parent / "eval-runs"
-
-
-def evaluate_page(settings: Settings) -> None:
-    st.subheader("Evaluate")
-    harness = _harness()
-    if harness is None:
-        st.warning("The evaluation harness is not installed (rag.evaluation.cli). Use `rag eval` once it is.")
-        return
-    out_dir = _eval_dir(settings)
-    st.caption(
-        "The fast suite indexes its own corpora into separate evaluation stores next to yours; "
-        "your library is not touched."
-    )
-    if st.button("Run the fast evaluation", key="eval_go", type="primary"):
-
-        def run() -> dict:
-            bar, update = _progress_bar("Evaluating\u2026")
-            result = harness.run_fast(settings, out_dir, progress=lambda *a: update(*ui.progress_args(*a)))
-            bar.empty()
-            return result
-
-        result = _guard(run)
-        if result is not None:
-            st.session_state["eval_result"] = result
-    if "eval_result" not in st.session_state:
-        st.session_state["eval_result"] = _guard(lambda: harness.latest_report(out_dir))
-    scored = st.session_state.get("eval_result")
-    if not scored:
-        st.info("No evaluation run yet: run the fast evaluation above.")
-        return
-    render_scores(scored, out_dir)
-
-
-def render_scores(scored: dict, out_dir: Path) -> None:
-    """Headline metrics against baselines and anchors, plots and the per-question table, one part at a time."""
-    run = scored.get("run") or {}
-    st.caption(
-        ui.md_escape(
-            f"Suite {run.get('suite', run.get('dataset', '?'))} \u00b7 started "
-            f"{run.get('started', run.get('created', '?'))} \u00b7 commit {run.get('commit', '?')}"
-        )
-    )
-    parts = ui.eval_parts(scored)
-    part = (
-        st.selectbox("Part of the suite", parts, key="eval_part", format_func=lambda p: p or "all")
-        if len(parts) > 1
-        else (parts[0] if parts else "")
-    )
-    rows = ui.metric_rows(scored, part, headline=True)
-    for start in range(0, len(rows), 5):
-        for col, row in zip(st.columns(5), rows[start : start + 5]):
-            delta = None if row["delta"] is None else f"{row['delta']:+.3f} vs {row['baseline']}"
-            col.metric(
-                row["name"],
-                ui.fmt_num(row["value"]),
-                delta=delta,
-                help=row["help"],
-                delta_color="inverse" if row["name"].startswith("latency") else "normal",
-            )
-    anchors = ui.anchor_rows(scored, part)
-    if anchors:
-        st.markdown("**Anchors**: our number next to the published number it should reproduce")
-        st.dataframe(anchors, hide_index=True, key="eval_anchors")
-    with st.expander("Every metric of this part, with confidence intervals and baselines", key="eval_all"):
-        st.dataframe(
-            ui.metric_table(ui.metric_rows(scored, part, headline=False)), hide_index=True, key="eval_metrics"
-        )
-    _score_charts(scored, part)
-    questions = ui.question_rows(scored.get("questions") or [], part)
-    if questions:
-        st.markdown(f"**Questions** ({len(questions)})")
-        st.dataframe(questions, hide_index=True, key="eval_questions")
-    files = [
-        (name, mime)
-        for name, mime in (
-            ("report.html", "text/html"),
-            ("report.md", "text/markdown"),
-            ("scores.json", "application/json"),
-        )
-        if (out_dir / name).is_file()
-    ]
-    for col, (name, mime) in zip(st.columns(len(files) + 2), files):
-        col.download_button(
-            f"Download {name}",
-            (out_dir / name).read_bytes(),
-            file_name=name,
-            mime=mime,
-            key=f"eval_dl_{name}",
-            on_click="ignore",
-        )
-
-
-def _score_charts(scored: dict, part: str) -> None:
-    """Retrieval by k, metrics by question type, and the latency histogram."""
-    charts = st.columns(3)
-    by_k = ui.by_k_columns(scored.get("by_k") or {}, part)
-    if by_k:
-        with charts[0]:
-            st.markdown("**Retrieval by k**")
-            st.line_chart(by_k, x="k")
-    by_type = ui.by_type_columns(scored.get("by_type") or {}, part, metrics=ui.HEADLINE)
-    if by_type:
-        with charts[1]:
-            st.markdown("**By question type**")
-            st.bar_chart(by_type, x="type", stack=False)
-    if scored.get("latency"):
-        with charts[2]:
-            lat = scored["latency"]
-            st.markdown(
-                f"**Latency, all questions** (p50 {ui.fmt_num(ui.percentile(lat, 50), 2)} s, "
-                f"p95 {ui.fmt_num(ui.percentile(lat, 95), 2)} s)"
-            )
-            st.bar_chart(ui.latency_columns(lat), x="seconds", y="questions")
-
-
 # --- the page --------------------------------------------------------------------------------------------------
 
 
@@ -670,7 +390,7 @@ def _open_pipeline(settings: Settings, fp: str) -> Any:
         if st.button("Rebuild the store for the configured embedder", key="mismatch_reindex", type="primary"):
             from rag.pipeline import build_pipeline
 
-            if _guard(lambda: build_pipeline(settings, reindex=True).reindex()) is not None:
+            if guard(lambda: build_pipeline(settings, reindex=True).reindex()) is not None:
                 st.cache_resource.clear()
                 st.cache_data.clear()
                 st.rerun()
@@ -697,9 +417,9 @@ def main() -> None:
         st.stop()
     fp = settings.fingerprint()
     pipe = _open_pipeline(settings, fp)
-    first = _guard(lambda: _first_start(fp, pipe))
-    infos = _guard(lambda: _sources(fp, settings)) or []
-    status = _guard(lambda: _status(fp, settings)) or {}
+    first = guard(lambda: _first_start(fp, pipe))
+    infos = guard(lambda: _sources(fp, settings)) or []
+    status = guard(lambda: _status(fp, settings)) or {}
     filters = sidebar(status, infos)
     tabs = st.tabs(PAGES, key="page", on_change="rerun")  # only the open tab runs
     with tabs[0]:
@@ -710,7 +430,9 @@ def main() -> None:
             brief_page(pipe, fp, settings, infos)
     with tabs[2]:
         if tabs[2].open:
-            library_page(pipe, fp, settings, infos, first)
+            library_page(
+                pipe, fp, settings, infos, first, write_lock=_write_lock, library_changed=_library_changed
+            )
     with tabs[3]:
         if tabs[3].open:
             evaluate_page(settings)

@@ -1,6 +1,8 @@
 """Tune the fusion weights on the MultiHop-RAG *dev* split (never on test), then check test.
 
     .venv/bin/python -m bench.tune_retrieval --store /tmp/mh-store
+    .venv/bin/python -m bench.tune_retrieval --store /tmp/mh200 --chunk-tokens 200 --chunk-overlap 40 \
+        --out bench/results/tune_retrieval-200.json   # the earlier chunk size, for comparison
 
 Indexes the 609-article corpus once (reused on reruns: ingest is idempotent), then
 scores a grid of (dense_weight, rrf_k, candidates) on dev with the official hit rule
@@ -43,8 +45,12 @@ def evaluate(pipe, settings: Settings, cases, method: str = "hybrid") -> dict[st
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--store", type=Path, default=Path("/tmp/mh-store"))
+    ap.add_argument("--chunk-tokens", type=int, default=Settings().chunk_tokens)
+    ap.add_argument("--chunk-overlap", type=int, default=Settings().chunk_overlap)
+    ap.add_argument("--out", type=Path, default=Path("bench/results/tune_retrieval.json"))
     args = ap.parse_args()
-    base = Settings(store=args.store, collection="mh")
+    base = Settings(store=args.store, collection="mh", chunk_tokens=args.chunk_tokens,
+                    chunk_overlap=args.chunk_overlap)
     dev, test = multihop_part("dev", None), multihop_part("test", None)
     pipe = build_pipeline(base)
     t0 = time.time()
@@ -69,9 +75,9 @@ def main() -> None:
                    "bm25": evaluate(pipe, base, test_cases, "bm25")}
     print("best on dev:", best)
     print("test:", json.dumps(test_scores, indent=1))
-    out = Path("bench/results")
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "tune_retrieval.json").write_text(json.dumps({"dev": results, "best": best, "test": test_scores}, indent=1))
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    chunking = {"chunk_tokens": args.chunk_tokens, "chunk_overlap": args.chunk_overlap}
+    args.out.write_text(json.dumps({"chunking": chunking, "dev": results, "best": best, "test": test_scores}, indent=1))
 
 
 if __name__ == "__main__":

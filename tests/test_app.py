@@ -1,4 +1,5 @@
-"""The page: AppTest drives app.py headlessly; the pure helpers in rag.ui_helpers are tested directly.
+"""The page: AppTest drives app.py headlessly; the pure helpers in rag.ui_helpers and
+rag.ui_scores are tested directly.
 
 Every AppTest starts on an empty temp store (RAG_STORE from conftest), so the page's
 first start indexes the sample report in data/.
@@ -16,6 +17,7 @@ import streamlit as st
 from streamlit.testing.v1 import AppTest
 
 from rag import ui_helpers as ui
+from rag import ui_scores as scores
 from rag.types import Answer, Citation, SentenceCheck
 
 REPO = Path(__file__).resolve().parent.parent
@@ -221,29 +223,34 @@ SCORED = {
 
 
 def test_eval_helpers_shape_charts_and_tables():
-    assert ui.eval_parts(SCORED) == ["gold", "cnndm"]
-    head = ui.metric_rows(SCORED, "gold", headline=True)
+    assert scores.eval_parts(SCORED) == ["gold", "cnndm"]
+    head = scores.metric_rows(SCORED, "gold", headline=True)
     assert [r["name"] for r in head] == ["f1", "hits_at_5_doc", "latency_ask"]  # in HEADLINE order
     assert head[0]["delta"] == pytest.approx(0.11) and head[0]["baseline"] == "bm25"
-    assert len(ui.metric_rows(SCORED, "gold", headline=False)) == 4
-    rouge = ui.metric_rows(SCORED, "cnndm", headline=True)[0]
+    assert len(scores.metric_rows(SCORED, "gold", headline=False)) == 4
+    rouge = scores.metric_rows(SCORED, "cnndm", headline=True)[0]
     assert rouge["baselines"] == {"lead3": 0.43, "gpt3": 0.41} and "anchor 0.455 (paper)" in rouge["help"]
-    assert ui.metric_table([rouge])[0]["baseline gpt3"] == 0.41
-    assert ui.anchor_rows(SCORED, "gold") == [] and ui.anchor_rows(SCORED, "cnndm")[0]["expected"] == 0.4554
-    assert ui.by_k_columns(SCORED["by_k"], "gold") == {
+    assert scores.metric_table([rouge])[0]["baseline gpt3"] == 0.41
+    assert (
+        scores.anchor_rows(SCORED, "gold") == []
+        and scores.anchor_rows(SCORED, "cnndm")[0]["expected"] == 0.4554
+    )
+    assert scores.by_k_columns(SCORED["by_k"], "gold") == {
         "k": [1, 5],
         "recall (chunk)": [0.4, 0.8],
         "hits (doc)": [0.9, 1.0],
     }
-    assert ui.by_type_columns(SCORED["by_type"], "gold", metrics=ui.HEADLINE) == {
+    assert scores.by_type_columns(SCORED["by_type"], "gold", metrics=scores.HEADLINE) == {
         "type": ["who", "where"],
         "f1": [0.7, 0.5],
     }
-    assert sum(ui.latency_columns(SCORED["latency"])["questions"]) == 4
-    assert ui.percentile(SCORED["latency"], 50) == 0.2
-    rows = ui.question_rows(SCORED["questions"], "gold")
+    assert sum(scores.latency_columns(SCORED["latency"])["questions"]) == 4
+    assert scores.percentile(SCORED["latency"], 50) == 0.2
+    rows = scores.question_rows(SCORED["questions"], "gold")
     assert len(rows) == 1 and rows[0]["f1"] == 1.0 and "hits_at_1_chunk" not in rows[0]
-    assert ui.progress_args("Indexing", 2, 5) == (2, 5, "Indexing") == ui.progress_args(2, 5, "Indexing")
+    assert (
+        scores.progress_args("Indexing", 2, 5) == (2, 5, "Indexing") == scores.progress_args(2, 5, "Indexing")
+    )
 
 
 def test_summary_sections_escape_report_text():
