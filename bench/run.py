@@ -153,6 +153,10 @@ def table(result: dict[str, Any]) -> str:
                          f"{lc['dossier_tokens']}, {th['pipeline_seconds']}) |")
             lines.append(f"| Dossier speed-up over LangChain (wall, chunks/s) | {lc['pipeline_speedup_same_corpus']}, "
                          f"{lc['pipeline_speedup_chunks_per_s']} |")
+            ours_tps = lc["dossier_tokens"] / th["pipeline_seconds"]
+            theirs_tps = lc["tokens"] / lc["seconds"]
+            lines.append(f"| word pieces embedded per second: Dossier, LangChain (ratio) | {ours_tps:.0f}, "
+                         f"{theirs_tps:.0f} ({ours_tps / theirs_tps:.3f}) |")
         lines.append(f"| load average during ingest | {th.get('load')} |")
         q = ing.get("query_same_corpus", {})
         if q:

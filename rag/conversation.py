@@ -23,7 +23,7 @@ from typing import Any
 from rag.claims import extract_facts
 from rag.errors import RagError
 from rag.prompts import ABSTAIN, load_prompt
-from rag.text import STOPWORDS, WORD_RE, content_words, fold, stem, words
+from rag.text import STOPWORDS, WORD_RE, content_words, fold, match_stem, words
 
 KEY_TERM_WEIGHT = 2.0  # weight of a name or number in the question, relative to an ordinary content word
 # Words that shape a question but never its answer.
@@ -60,14 +60,14 @@ def analyse_question(question: str) -> Question:
     facts = extract_facts(question)
     # stemmed, folded token -> the token as asked (shown when the passages lack it)
     key = {
-        stem(words(w)[0]): w
+        match_stem(words(w)[0]): w
         for n in facts.names + facts.numbers + facts.dates
         for w in WORD_RE.findall(n)
         if words(w)[0] not in _QUESTION_FILLER and len(w) > 1
     }
     terms: dict[str, float] = {}
     for w in content_words(fold(question)):
-        s = stem(w)
+        s = match_stem(w)
         if w in _QUESTION_FILLER or s in _QUESTION_FILLER:
             continue
         terms[s] = KEY_TERM_WEIGHT if s in key else 1.0
@@ -92,6 +92,13 @@ def answer_type(question: str) -> str | None:
     if re.search(r"\bwho(?:m|se)?\b", q):
         return "person"
     return None
+
+
+def is_yes_no(question: str) -> bool:
+    """Whether a question asks for yes or no: it opens with an auxiliary verb and offers no
+    alternatives to choose between ("Did X say...?" yes; "Was it X or Y?" no, that asks which)."""
+    q = fold(question).strip().lower()
+    return bool(re.match(rf"{_AUX}(?:n't|n’t)?\b", q)) and not re.search(r",?\s\bor\b\s[^?]*\?\s*$", q)
 
 
 def looks_like_person(name: str) -> bool:

@@ -112,6 +112,22 @@ def stem(w: str) -> str:
     return w
 
 
+_DERIVED = ("ments", "ment", "ations", "ation", "tions", "tion")
+
+
+def match_stem(w: str) -> str:
+    """``stem`` plus derivational endings and a final "e", so a question's "develop and produce"
+    meets a report's "development and production". For matching question words to sentences only:
+    the BM25 index keeps ``stem`` (its saved snapshots depend on it). Chosen on the dev splits of
+    SQuAD 2.0 and MultiHop-RAG (best-sentence accuracy +0.6 and +1.1 points; test splits unchanged)."""
+    w = stem(w)
+    for suffix in _DERIVED:
+        if len(w) > len(suffix) + 3 and w.endswith(suffix):
+            w = w[: -len(suffix)]
+            break
+    return w[:-1] if len(w) > 4 and w.endswith("e") else w
+
+
 def shingles(text: str, n: int = 3) -> set[tuple[str, ...]]:
     """Word n-grams of the folded text, for near-duplicate detection."""
     toks = words(fold(text))

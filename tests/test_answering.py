@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from rag.config import Settings
-from rag.conversation import analyse_question, answer_type, rule_rewrite
+from rag.conversation import analyse_question, answer_type, is_yes_no, rule_rewrite
 from rag.extractive import LRU, Weights, choose, has_answer_type
 from rag.pipeline import build_pipeline
 from rag.prompts import ABSTAIN
@@ -229,6 +229,24 @@ def test_sentence_embeddings_are_bounded_per_question_and_cached(pipe):
 
 
 # --- units ------------------------------------------------------------------------------------
+
+
+def test_yes_no_questions_quote_the_evidence_and_say_they_do_not_judge(pipe):
+    answer = pipe.ask("Did Sanjeev Kumar visit the UEC-Klimov plant in Saint Petersburg?")
+    assert not answer.abstained and answer.citations
+    assert "Klimov" in " ".join(c.quote for c in answer.citations)
+    assert answer.notice and "yes/no question" in answer.notice
+    wh = pipe.ask("Which plant did Sanjeev Kumar visit in Saint Petersburg?")
+    assert not (wh.notice and "yes/no" in wh.notice)
+
+
+def test_yes_no_detection():
+    assert is_yes_no("Did the meeting take place in Moscow?")
+    assert is_yes_no("Isn’t the plant in Saint Petersburg?")
+    assert is_yes_no("Does the TechCrunch article suggest that Google is guilty, while the Verge disagrees?")
+    assert not is_yes_no("Was the plant in Moscow or in Saint Petersburg?")  # asks which
+    assert not is_yes_no("Who co-chaired the meeting?")
+    assert not is_yes_no("Which company, Google or Apple, was sued?")
 
 
 def test_answer_types():
