@@ -40,6 +40,7 @@ _TITLE_WORDS = frozenset(
     maj mr mrs ms dr prof sir head senior junior joint additional executive officer chairman
     chairperson""".split()
 )
+_ROLE_WORDS = r"(?:position|title|job|role|post|rank|office|designation)s?"  # "What position does X hold?"
 _AUX = r"(?:did|do|does|was|were|is|are|will|would|could|can|had|has|have|should|might)"
 
 
@@ -75,7 +76,8 @@ def analyse_question(question: str) -> Question:
 
 
 def answer_type(question: str) -> str | None:
-    """The kind of thing a question asks for, from its wh-phrase ("when" only as a question word)."""
+    """The kind of thing a question asks for, from its wh-phrase ("when" only as a question word):
+    "number", "date", "place", "role" (a person's title or position) or "person"."""
     q = fold(question).strip()
     if re.search(
         r"\bhow (?:many|much|long|old|far|often|large|big)\b|\bwhat (?:number|percentage|share|amount)\b", q
@@ -89,6 +91,8 @@ def answer_type(question: str) -> str | None:
         r"\bwhere\b|\bwhat (?:city|country|place|venue|location)\b|\bwhich (?:city|country|place)\b", q
     ):
         return "place"
+    if re.search(rf"\bwhat (?:is|was|are|were)\b.*'s {_ROLE_WORDS}\b|\b(?:what|which) {_ROLE_WORDS} {_AUX}\b", q):
+        return "role"
     if re.search(r"\bwho(?:m|se)?\b", q):
         return "person"
     return None

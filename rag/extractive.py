@@ -48,6 +48,7 @@ import numpy as np
 from rag.claims import Facts, check_sentence, extract_facts
 from rag.config import Settings
 from rag.conversation import Question, analyse_question, is_yes_no, looks_like_person
+from rag.extraction import find_people
 from rag.prompts import ABSTAIN
 from rag.text import (
     Sentence,
@@ -210,6 +211,10 @@ def has_answer_type(kind: str | None, info: SentenceInfo | str, question: Questi
         if any(new(d) for d in facts.dates) or any(new(y) for y in _YEARISH.findall(text)):
             return 1.0
         return 0.5 if _WEEKDAY.search(text) or facts.numbers else 0.0
+    if kind == "role":  # the asked person with a title ("Andrey A. Boytsov, First Deputy Director")
+        people = [m.fields for m in find_people(info.sentence, 0) if m.fields.get("title")]
+        named = [p for p in people if any(match_stem(w) in asked for w in words(fold(str(p["name"]))))]
+        return 1.0 if named else (0.5 if people else 0.0)
     names = [n for n in facts.names if new(n)]
     if kind == "place":
         return 1.0 if any(new(p) for p in info.places) else (0.5 if names else 0.0)

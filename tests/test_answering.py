@@ -240,6 +240,12 @@ def test_yes_no_questions_quote_the_evidence_and_say_they_do_not_judge(pipe):
     assert not (wh.notice and "yes/no" in wh.notice)
 
 
+def test_a_persons_position_is_answered_from_the_titled_mention(pipe):
+    answer = pipe.ask("What position does Andrey A. Boytsov hold?")
+    assert not answer.abstained
+    assert "Andrey A. Boytsov, First Deputy Director" in answer.citations[0].quote
+
+
 def test_yes_no_detection():
     assert is_yes_no("Did the meeting take place in Moscow?")
     assert is_yes_no("Isn’t the plant in Saint Petersburg?")
@@ -255,6 +261,9 @@ def test_answer_types():
     assert answer_type("How many engines were ordered?") == "number"
     assert answer_type("Where was the meeting held?") == "place"
     assert answer_type("What was discussed?") is None
+    assert answer_type("What position does Andrey A. Boytsov hold?") == "role"
+    assert answer_type("What is Sanjeev Kumar's position?") == "role"
+    assert answer_type("What did the position paper say?") is None
 
 
 def test_answer_type_evidence():
