@@ -168,6 +168,13 @@ class Store:
         )
         return [(cid, 1.0 - float(d)) for cid, d in zip(res["ids"][0], res["distances"][0])]
 
+    def vectors(self, ids: list[str]) -> dict[str, np.ndarray]:
+        """Stored embeddings by chunk id (missing ids are left out)."""
+        if not ids:
+            return {}
+        got = self._call(self.chunks.get, ids=ids, include=["embeddings"])
+        return {cid: np.asarray(v, dtype=np.float32) for cid, v in zip(got["ids"], got["embeddings"])}
+
     def get_chunks(self, ids: list[str]) -> dict[str, Chunk]:
         """Chunks by id (missing ids are left out)."""
         if not ids:

@@ -151,3 +151,35 @@ def test_snapshot_save_survives_other_processes_tmp_folders_vanishing(settings, 
     fresh = build_pipeline(settings, embedder=embedder)
     assert fresh.search("Moscow")  # rebuilt and saved again without an error
     assert len(_snapshot_folders(settings)) == 1
+
+
+def test_filtered_dense_search_matches_chromas_where_on_every_path(settings, embedder, corpus_dir, monkeypatch):
+    """Filters are applied from the snapshot (over-fetch, exact scoring, or Chroma's ``where`` as the last
+    resort); each path must return what Chroma's own filtered query returns."""
+    import numpy as np
+
+    import rag.retrieval as retrieval
+    from rag.retrieval import Filters
+
+    pipe = build_pipeline(settings, embedder=embedder)
+    pipe.ingest([corpus_dir])
+    retriever = pipe.retriever
+    snap = retriever.snapshot()
+    sources = sorted({c.source for c in snap.chunks.values()})
+    filters = [Filters(sources=tuple(sources[:2])), Filters(sources=tuple(sources[: len(sources) - 3])),
+               Filters(sources=(SAMPLE.name,))]
+    queries = ["who co-chaired the meeting in Moscow", "company earnings and market share", "court ruling"]
+
+    def by_where(vec, f, n):
+        rows = pipe.store.query(vec, n + 10, where=f.where())
+        return [cid for cid, _ in rows if cid in snap.chunks][:n]
+
+    for exact, overfetch in ((600, 2000), (100_000, 0), (0, 0)):  # natural, exact only, where only
+        monkeypatch.setattr(retrieval, "EXACT_FILTERED", exact)
+        monkeypatch.setattr(retrieval, "OVERFETCH_MAX", overfetch)
+        for f in filters:
+            for q in queries:
+                vec = np.asarray(embedder.embed_query(q), dtype=np.float32)
+                got = retriever._dense_filtered(vec, 10, f, snap)
+                assert [cid for cid, _ in got] == by_where(vec, f, 10), (exact, overfetch, f, q)
+                assert all(f.matches(snap.chunks[cid]) for cid, _ in got)
