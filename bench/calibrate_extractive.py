@@ -134,13 +134,10 @@ def prepare(rows: list[Row]) -> list[Prepared]:
 
 
 def embed_cut(rows: list[Prepared], limit: int, w: ex.Weights) -> list[Prepared]:
-    """As the product does: keep only the ``limit`` candidates best by the features other than dense."""
-    vec, out = w.vector(), []
+    """As the product does (``rag.extractive.shortlist``): keep only the candidates it would embed."""
+    out = []
     for p in rows:
-        if len(p.feats) <= limit:
-            out.append(p)
-            continue
-        keep = np.sort(np.argsort(-(p.feats[:, 1:] @ vec[1:]), kind="stable")[:limit])
+        keep = ex.shortlist(p.feats, w, limit)
         out.append(Prepared(p.row, p.feats[keep], p.gold[keep], p.coverage, [p.shingles[i] for i in keep]))
     return out
 

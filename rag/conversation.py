@@ -53,7 +53,7 @@ class Question:
     key_terms: dict[
         str, str
     ]  # stemmed token of a name or number -> the word as asked (passages must mention it)
-    answer_type: str | None  # "person", "date", "number", "place" or None
+    answer_type: str | None  # "person", "date", "number", "place", "role" or None (see ``answer_type``)
 
 
 def analyse_question(question: str) -> Question:

@@ -21,14 +21,13 @@ import importlib.util
 import logging
 import os
 import re
-import threading
-from collections import OrderedDict
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
+from rag.cache import LRU
 from rag.config import Settings
 from rag.errors import ConfigError, ModelFilesError, ProviderError
 
@@ -178,9 +177,7 @@ class _BaseEmbedder:
         if batch_size < 1:
             raise ConfigError(f"embed_batch_size must be at least 1, got {batch_size}.")
         self.batch_size = batch_size
-        self._query_cache: OrderedDict[str, np.ndarray] = OrderedDict()
-        self._query_cache_size = query_cache_size
-        self._lock = threading.Lock()  # the page may query from several threads
+        self._query_cache = LRU(query_cache_size)  # the page may query from several threads
 
     def _embed_all(self, texts: list[str]) -> np.ndarray:
         """Vectors of a non-empty list, in input order (any scale)."""
@@ -197,16 +194,11 @@ class _BaseEmbedder:
 
     def embed_query(self, text: str) -> np.ndarray:
         """Vector of one query (dim,), cached per instance because users repeat and refine questions."""
-        with self._lock:
-            hit = self._query_cache.get(text)
-            if hit is not None:
-                self._query_cache.move_to_end(text)
-                return hit.copy()
+        hit = self._query_cache.get(text)
+        if hit is not None:
+            return hit.copy()
         vector = self.embed([text])[0]
-        with self._lock:
-            self._query_cache[text] = vector
-            while len(self._query_cache) > self._query_cache_size:
-                self._query_cache.popitem(last=False)
+        self._query_cache.put(text, vector)
         return vector.copy()  # callers may scale it in place; the cached one must not change
 
     def __repr__(self) -> str:

@@ -37,14 +37,13 @@ from __future__ import annotations
 
 import math
 import re
-import threading
 import time
-from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
+from rag.cache import LRU
 from rag.claims import Facts, check_sentence, extract_facts
 from rag.config import Settings
 from rag.conversation import Question, analyse_question, is_yes_no, looks_like_person
@@ -247,6 +246,14 @@ def features(
     return np.array(rows, dtype=np.float32).reshape(-1, len(FEATURES))
 
 
+def shortlist(feats: np.ndarray, w: Weights, limit: int) -> np.ndarray:
+    """Indices (in input order) of the ``limit`` candidates best by every feature but dense: the ones
+    worth embedding. All of them when there are no more than ``limit``."""
+    if len(feats) <= limit:
+        return np.arange(len(feats))
+    return np.sort(np.argsort(-(feats[:, 1:] @ w.vector()[1:]), kind="stable")[:limit])
+
+
 def abstain_reason(
     w: Weights, coverage: float, missing: list[str], feats: np.ndarray, scores: np.ndarray
 ) -> str | None:
@@ -271,34 +278,6 @@ def key_coverage(q: Question, hits: list[Hit]) -> tuple[float, list[str]]:
         have.update(match_stem(w) for w in words(fold(f"{c.title} {c.source} {c.date or ''} {c.text}")))
     missing = [word for k, word in q.key_terms.items() if k not in have]
     return 1.0 - len(missing) / len(q.key_terms), missing
-
-
-class LRU:
-    """A bounded, thread-safe least-recently-used map (page sessions share one answerer)."""
-
-    def __init__(self, size: int) -> None:
-        self.size = size
-        self._data: OrderedDict[Any, Any] = OrderedDict()
-        self._lock = threading.Lock()
-
-    def __len__(self) -> int:
-        return len(self._data)
-
-    def get(self, key: Any) -> Any:
-        """The cached value (marked most recently used), or None."""
-        with self._lock:
-            item = self._data.get(key)
-            if item is not None:
-                self._data.move_to_end(key)
-            return item
-
-    def put(self, key: Any, value: Any) -> None:
-        """Store a value, evicting the least recently used beyond ``size``."""
-        with self._lock:
-            self._data[key] = value
-            self._data.move_to_end(key)
-            while len(self._data) > self.size:
-                self._data.popitem(last=False)
 
 
 # --- the answerer --------------------------------------------------------------------------------
@@ -362,10 +341,8 @@ class ExtractiveAnswerer:
         vec = self.weights.vector()
         ranks = [c.rank for c in cands]
         feats = features(q, [c.info for c in cands], np.zeros(len(cands)), ranks, len(hits))
-        limit = self.settings.answer_embed_sentences
-        if len(cands) > limit:
-            keep = np.sort(np.argsort(-(feats[:, 1:] @ vec[1:]), kind="stable")[:limit])
-            cands, feats = [cands[i] for i in keep], feats[keep]
+        keep = shortlist(feats, self.weights, self.settings.answer_embed_sentences)
+        cands, feats = [cands[i] for i in keep], feats[keep]
         if cands:
             feats[:, 0] = self.similarities(question, cands)
         scores = feats @ vec

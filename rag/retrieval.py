@@ -16,12 +16,12 @@ import os
 import shutil
 import time
 import uuid
-from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
+from rag.cache import LRU
 from rag.config import Settings
 from rag.lexical import LexicalIndex, folded_words
 from rag.store import Store, date_ord
@@ -90,7 +90,7 @@ class Snapshot:
     chunks: dict[str, Chunk]
     lexical: LexicalIndex
     sources: int
-    _shingles: OrderedDict[str, set] = field(default_factory=OrderedDict)
+    _shingles: LRU = field(default_factory=lambda: LRU(SHINGLE_CACHE))
     _columns: tuple[dict[str, int], np.ndarray, np.ndarray] | None = None
 
     def mask(self, filters: Filters) -> np.ndarray:
@@ -122,11 +122,8 @@ class Snapshot:
         """
         got = self._shingles.get(chunk_id)
         if got is None:
-            got = self._shingles[chunk_id] = _shingles(self.chunks[chunk_id].text)
-            if len(self._shingles) > SHINGLE_CACHE:
-                self._shingles.popitem(last=False)
-        else:
-            self._shingles.move_to_end(chunk_id)
+            got = _shingles(self.chunks[chunk_id].text)
+            self._shingles.put(chunk_id, got)
         return got
 
 

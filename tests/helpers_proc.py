@@ -62,14 +62,14 @@ def run_cli(*args: str, env: dict[str, str], timeout: float = 600) -> subprocess
     )
 
 
-def start_cli(*args: str, env: dict[str, str], log: Path) -> subprocess.Popen:
-    """Start ``rag ARGS`` in the background, stdout and stderr to ``log`` (a pipe could fill and block it)."""
+def _spawn(args: tuple[str, ...], env: dict[str, str], log: Path, stderr: Any) -> subprocess.Popen:
+    """``rag ARGS`` in its own session, stdout to ``log``, stderr to ``stderr``."""
     out = open(log, "wb")  # noqa: SIM115 - the child owns it; closed by the OS when both are done
     try:
         return subprocess.Popen(
             [*RAG, *args],
             stdout=out,
-            stderr=subprocess.STDOUT,
+            stderr=stderr,
             stdin=subprocess.DEVNULL,
             env=env,
             cwd=REPO,
@@ -77,6 +77,11 @@ def start_cli(*args: str, env: dict[str, str], log: Path) -> subprocess.Popen:
         )
     finally:
         out.close()
+
+
+def start_cli(*args: str, env: dict[str, str], log: Path) -> subprocess.Popen:
+    """Start ``rag ARGS`` in the background, stdout and stderr to ``log`` (a pipe could fill and block it)."""
+    return _spawn(args, env, log, subprocess.STDOUT)
 
 
 def start_cli_on_a_tty(*args: str, env: dict[str, str], log: Path) -> tuple[subprocess.Popen, int]:
@@ -87,19 +92,9 @@ def start_cli_on_a_tty(*args: str, env: dict[str, str], log: Path) -> tuple[subp
     import pty
 
     master, slave = pty.openpty()
-    out = open(log, "wb")  # noqa: SIM115
     try:
-        proc = subprocess.Popen(
-            [*RAG, *args],
-            stdout=out,
-            stderr=slave,
-            stdin=subprocess.DEVNULL,
-            env=env,
-            cwd=REPO,
-            start_new_session=True,
-        )
+        proc = _spawn(args, env, log, slave)
     finally:
-        out.close()
         os.close(slave)
     return proc, master
 

@@ -10,7 +10,8 @@ import pytest
 
 from rag.config import Settings
 from rag.conversation import analyse_question, answer_type, is_yes_no, rule_rewrite
-from rag.extractive import LRU, Weights, choose, has_answer_type
+from rag.cache import LRU
+from rag.extractive import Weights, choose, has_answer_type
 from rag.pipeline import build_pipeline
 from rag.prompts import ABSTAIN
 from rag.retrieval import Filters

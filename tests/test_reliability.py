@@ -561,7 +561,7 @@ def test_the_shared_sentence_cache_survives_threads():
 
     import numpy as np
 
-    from rag.extractive import LRU
+    from rag.cache import LRU
 
     cache, errors = LRU(4), []
     switch = sys.getswitchinterval()
