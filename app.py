@@ -1,7 +1,7 @@
 """Dossier's page: Ask, Brief, Library and Evaluate over one store.
 
 A thin shell: read the widgets, call ``rag.pipeline``, render the result. The
-work lives in ``rag/``; the pure rendering helpers in ``rag.ui_helpers``, the
+work lives in ``rag/``; the pure rendering helpers in ``page.ui_helpers``, the
 Library and Evaluate tabs in ``page.library_tab`` and ``page.eval_tab``. Report
 text is untrusted and is only ever rendered escaped (``ui.md_escape``) or inside
 the escaped HTML of ``ui.highlight_html``.
@@ -19,10 +19,10 @@ from typing import Any
 
 import streamlit as st
 
-from rag import ui_helpers as ui
+from page import ui_helpers as ui
 from rag.config import Settings
 from rag.errors import EmbedderMismatchError, RagError
-from rag.retrieval import Filters
+from rag.retrieve.retriever import Filters
 from page.common import guard, progress_bar, source_label
 from page.eval_tab import evaluate_page
 from page.library_tab import library_page
@@ -293,7 +293,7 @@ def _make_brief(pipe: Any, filters: Filters, words: int) -> dict:
 
 
 def _brief_exports(result: dict) -> tuple[str, str]:
-    from rag.summarizing import summary_to_markdown
+    from rag.summarize.summarizer import summary_to_markdown
 
     brief, summary = result["brief"], result["summary"]
     md = brief.to_markdown() + "\n\n" + summary_to_markdown(summary)

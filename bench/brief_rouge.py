@@ -7,7 +7,7 @@ sentences split by ``rag.evaluation.brief_metrics.split_simple`` and newline-joi
 (the split that reproduces the published local anchors exactly).
 
 Length: our brief gets, per article, a budget of the Lead-k baseline's own word
-count (``rag.text.word_count`` of Lead-3 for CNN/DM, Lead-1 for XSum) and never
+count (``rag.nlp.text.word_count`` of Lead-3 for CNN/DM, Lead-1 for XSum) and never
 exceeds it. The summariser's hyper-parameters were chosen on the dev half (even
 ids) only; the test half (odd ids) and all 200 are reported separately. Both sets
 run with the same default ``ExtractiveParams`` (no per-dataset switch): the brief's
@@ -34,8 +34,8 @@ sys.path.insert(0, str(REPO))
 
 from rag.config import Settings  # noqa: E402
 from rag.evaluation.brief_metrics import ROUGE_TYPES, lead_k, rouge, rouge_text  # noqa: E402
-from rag.extractive_summary import ExtractiveParams, extractive_brief_text  # noqa: E402
-from rag.text import word_count  # noqa: E402
+from rag.summarize.centrality import ExtractiveParams, extractive_brief_text  # noqa: E402
+from rag.nlp.text import word_count  # noqa: E402
 
 DATA = REPO.parent / "shared" / "datasets" / "news-summ-element-aware"
 SETS = {"cnndm": 3, "xsum": 1}  # dataset -> k of the Lead-k baseline and of the length budget
@@ -122,7 +122,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=OUT)
     args = parser.parse_args(argv)
-    from rag.embedding import build_embedder
+    from rag.adapters.embedders import build_embedder
 
     settings = Settings()
     embedder = build_embedder(settings)

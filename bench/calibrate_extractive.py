@@ -3,14 +3,14 @@
 Not part of the product. It ingests a public dataset into a store, retrieves the
 top passages for every question and embeds their candidate sentences once (both
 cached under the store folder), then replays scoring, selection and abstention
-with ``rag.extractive.features`` for any ``Weights`` without embedding again.
+with ``rag.answer.extractive.features`` for any ``Weights`` without embedding again.
 
     .venv/bin/python -m bench.calibrate_extractive --dataset squad --limit 1500 --tune
     .venv/bin/python -m bench.calibrate_extractive --dataset multihop --tune
 
 Tuning looks at the dev split only (``split_of``: SQuAD question id, MultiHop-RAG
 query text); the chosen weights are then reported once on the test split.
-The measured numbers are quoted in the module docstring of ``rag/extractive.py``.
+The measured numbers are quoted in the module docstring of ``rag/answer/extractive.py``.
 """
 
 from __future__ import annotations
@@ -26,14 +26,14 @@ from typing import Any
 
 import numpy as np
 
-from rag import extractive as ex
+from rag.answer import extractive as ex
 from rag.config import Settings
-from rag.conversation import analyse_question
+from rag.answer.question import analyse_question
 from rag.evaluation.datasets import multihop_rag, split_of, squad
 from rag.evaluation.qa_metrics import abstention_scores, answer_contains_gold
-from rag.loading import content_id
+from rag.ingest.loading import content_id
 from rag.pipeline import build_pipeline
-from rag.text import shingles, split_sentences
+from rag.nlp.text import shingles, split_sentences
 from rag.types import Chunk, Document, Hit
 
 REPO = Path(__file__).resolve().parent.parent
@@ -134,7 +134,7 @@ def prepare(rows: list[Row]) -> list[Prepared]:
 
 
 def embed_cut(rows: list[Prepared], limit: int, w: ex.Weights) -> list[Prepared]:
-    """As the product does (``rag.extractive.shortlist``): keep only the candidates it would embed."""
+    """As the product does (``rag.answer.extractive.shortlist``): keep only the candidates it would embed."""
     out = []
     for p in rows:
         keep = ex.shortlist(p.feats, w, limit)

@@ -23,8 +23,8 @@ from pathlib import Path
 
 import numpy as np
 
-from rag.loading import content_id, load_text
-from rag.text import normalize, split_sentences
+from rag.ingest.loading import content_id, load_text
+from rag.nlp.text import normalize, split_sentences
 from rag.types import Chunk, Document
 
 REPO = Path(__file__).resolve().parent.parent

@@ -101,7 +101,7 @@ def main() -> None:
     args = ap.parse_args()
 
     from rag.config import Settings
-    from rag.loading import load_paths
+    from rag.ingest.loading import load_paths
     from rag.pipeline import build_pipeline
 
     work: Path = args.work

@@ -2,7 +2,7 @@
 
 ``python -m bench.query_bench build --work W --chunks N --store DIR``
     Recombines the base set saved by ``bench.ingest_bench`` (real chunks and their real vectors) into
-    N chunks of new documents and writes them through ``rag.store.Store.write``, the call ingest makes,
+    N chunks of new documents and writes them through ``rag.adapters.chroma.Store.write``, the call ingest makes,
     so the store holds exactly what an ingest of those documents would (see ``bench.corpus.synthesize``).
 ``python -m bench.query_bench cold --store DIR [--server-port P]``
     Process start to first answer: imports, ``build_pipeline``, the first ``ask``.
@@ -37,9 +37,9 @@ def build(work: Path, n: int, store_dir: Path, seed: int) -> dict[str, Any]:
     import numpy as np
 
     from bench import corpus
-    from rag.embedding import build_embedder
+    from rag.adapters.embedders import build_embedder
     from rag.pipeline import build_chroma_client
-    from rag.store import Store
+    from rag.adapters.chroma import Store
 
     meta = json.loads((work / "base-chunks.json").read_text(encoding="utf-8"))
     vectors = np.load(work / "base-vectors.npy")
@@ -101,7 +101,7 @@ def cold(store_dir: Path, port: int | None, question: str) -> dict[str, Any]:
 def latency(store_dir: Path, port: int | None, n: int, warm_n: int) -> dict[str, Any]:
     from bench import corpus
     from rag.pipeline import build_pipeline
-    from rag.retrieval import Filters
+    from rag.retrieve.retriever import Filters
 
     pipe = build_pipeline(_settings(store_dir, port))
     t0 = time.perf_counter()

@@ -22,9 +22,9 @@ import numpy as np
 from rag.config import Settings
 from rag.evaluation import metrics as m
 from rag.evaluation.runner import multihop_part
-from rag.loading import load_text
+from rag.ingest.loading import load_text
 from rag.pipeline import build_pipeline
-from rag.retrieval import Retriever
+from rag.retrieve.retriever import Retriever
 
 
 def evaluate(pipe, settings: Settings, cases, method: str = "hybrid") -> dict[str, float]:

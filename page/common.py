@@ -1,7 +1,7 @@
 """Streamlit pieces shared by the page (``app.py``) and its tab modules (``page.library_tab``, ``page.eval_tab``).
 
 These render widgets, so they import Streamlit; the pure helpers are in
-``rag.ui_helpers``. Nothing here imports ``app`` (it is a script, not a module).
+``page.ui_helpers``. Nothing here imports ``app`` (it is a script, not a module).
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from typing import Any
 
 import streamlit as st
 
-from rag import ui_helpers as ui
+from page import ui_helpers as ui
 from rag.errors import RagError
 
 log = logging.getLogger("dossier.app")

@@ -1,6 +1,6 @@
 """The page's Evaluate tab: run the fast suite and show its scores (Streamlit view code).
 
-The numbers are shaped by the pure helpers in ``rag.ui_scores``; report and run
+The numbers are shaped by the pure helpers in ``page.ui_scores``; report and run
 text is rendered escaped (``ui.md_escape``).
 """
 
@@ -11,8 +11,8 @@ from typing import Any
 
 import streamlit as st
 
-from rag import ui_helpers as ui
-from rag import ui_scores as scores
+from page import ui_helpers as ui
+from page import ui_scores as scores
 from rag.config import Settings
 from page.common import guard, progress_bar
 

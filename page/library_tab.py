@@ -17,7 +17,7 @@ from typing import Any
 
 import streamlit as st
 
-from rag import ui_helpers as ui
+from page import ui_helpers as ui
 from rag.config import Settings
 from rag.errors import RagError
 from page.common import progress_bar, source_label

@@ -15,7 +15,7 @@ from typing import Any, Callable
 
 from rag.config import Settings
 from rag.errors import RagError
-from rag.retrieval import Filters
+from rag.retrieve.retriever import Filters
 
 
 def _common(p: argparse.ArgumentParser) -> None:
@@ -153,7 +153,7 @@ def cmd_search(args: argparse.Namespace) -> int:
 
 
 def cmd_ask(args: argparse.Namespace) -> int:
-    from rag.render import answer_text
+    from rag.present import answer_text
     from rag.pipeline import build_pipeline
 
     answer = build_pipeline(_settings(args)).ask(args.question, top_k=args.top_k, filters=_make_filters(args))
@@ -163,7 +163,7 @@ def cmd_ask(args: argparse.Namespace) -> int:
 
 def cmd_brief(args: argparse.Namespace) -> int:
     from rag.pipeline import build_pipeline
-    from rag.summarizing import summary_to_markdown
+    from rag.summarize.summarizer import summary_to_markdown
 
     pipe = build_pipeline(_settings(args))
     progress = _progress_bar("summarising")

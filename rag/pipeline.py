@@ -13,9 +13,9 @@ from typing import Any
 
 from rag.config import Settings
 from rag.errors import EmbedderMismatchError, StoreError
-from rag.ingest import IngestReport, Progress, ingest_documents, ingest_paths
-from rag.retrieval import Filters, Retriever
-from rag.store import SourceInfo, Store
+from rag.ingest.indexing import IngestReport, Progress, ingest_documents, ingest_paths
+from rag.retrieve.retriever import Filters, Retriever
+from rag.adapters.chroma import SourceInfo, Store
 from rag.types import Answer, Document, Hit
 
 
@@ -111,7 +111,7 @@ class Pipeline:
     @property
     def answerer(self) -> Any:
         if self._answerer is None:
-            from rag.answering import Answerer
+            from rag.answer.answerer import Answerer
 
             self._answerer = Answerer(self.retriever, self.embedder, self.settings, chat=self.chat,
                                       token_counter=self.token_counter)
@@ -120,7 +120,7 @@ class Pipeline:
     @property
     def summarizer(self) -> Any:
         if self._summarizer is None:
-            from rag.summarizing import Summarizer
+            from rag.summarize.summarizer import Summarizer
 
             self._summarizer = Summarizer(self.embedder, self.chat, self.token_counter, settings=self.settings)
         return self._summarizer
@@ -180,7 +180,7 @@ class Pipeline:
 
 
 def _in_range(date: str | None, filters: Filters) -> bool:
-    from rag.store import date_ord
+    from rag.adapters.chroma import date_ord
 
     d = date_ord(date)
     lo, hi = date_ord(filters.date_from), date_ord(filters.date_to)
@@ -203,10 +203,10 @@ def build_pipeline(
     With ``reindex=True`` a store built by another embedder is opened for rebuilding
     instead of refused (its reports' texts are kept; its chunks are re-embedded).
     """
-    from rag.chunking import Chunker
-    from rag.embedding import build_embedder
-    from rag.llm import build_chat_model, build_openai_client
-    from rag.tokens import TokenCounter
+    from rag.ingest.chunking import Chunker
+    from rag.adapters.embedders import build_embedder
+    from rag.adapters.openai_chat import build_chat_model, build_openai_client
+    from rag.adapters.tokens import TokenCounter
 
     settings = settings or Settings.from_env()
     client_ai = build_openai_client(settings) if settings.llm_enabled else None

@@ -20,7 +20,7 @@ class Document:
     date: str | None = None  # ISO date (YYYY-MM-DD) of publication, when the report carries one
     date_note: str = "no publication date found"  # how the date was found, or that none was
     format: str = "txt"
-    doc_id: str = ""  # content hash of ``text`` (filled by ``rag.loading``)
+    doc_id: str = ""  # content hash of ``text`` (filled by ``rag.ingest.loading``)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -38,6 +38,6 @@ def settings(tmp_path) -> Settings:
 @pytest.fixture(scope="session")
 def embedder():
     """The real local embedder, built once per test session."""
-    from rag.embedding import build_embedder
+    from rag.adapters.embedders import build_embedder
 
     return build_embedder(Settings())

@@ -215,7 +215,7 @@ class StoreState:
 
 
 def store_state(store: Any) -> StoreState:
-    """Read every record of a ``rag.store.Store``."""
+    """Read every record of a ``rag.adapters.chroma.Store``."""
     committed = {s: (i.doc_id, i.chunks) for s, i in store.committed().items()}
     chunks = [(c.chunk_id, c.source, c.index, c.doc_id, c.text) for c in store.iter_chunks()]
     raw = store.docs.get(include=["metadatas"])

@@ -9,13 +9,13 @@ import numpy as np
 import pytest
 
 from rag.config import Settings
-from rag.conversation import analyse_question, answer_type, is_yes_no, rule_rewrite
+from rag.answer.question import analyse_question, answer_type, is_yes_no, rule_rewrite
 from rag.cache import LRU
-from rag.extractive import Weights, choose, has_answer_type
+from rag.answer.extractive import Weights, choose, has_answer_type
 from rag.pipeline import build_pipeline
 from rag.prompts import ABSTAIN
-from rag.retrieval import Filters
-from rag.text import containment, fold, shingles
+from rag.retrieve.retriever import Filters
+from rag.nlp.text import containment, fold, shingles
 from rag.types import Answer
 from tests.conftest import SAMPLE
 

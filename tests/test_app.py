@@ -1,5 +1,5 @@
-"""The page: AppTest drives app.py headlessly; the pure helpers in rag.ui_helpers and
-rag.ui_scores are tested directly.
+"""The page: AppTest drives app.py headlessly; the pure helpers in page.ui_helpers and
+page.ui_scores are tested directly.
 
 Every AppTest starts on an empty temp store (RAG_STORE from conftest), so the page's
 first start indexes the sample report in data/.
@@ -16,8 +16,8 @@ import pytest
 import streamlit as st
 from streamlit.testing.v1 import AppTest
 
-from rag import ui_helpers as ui
-from rag import ui_scores as scores
+from page import ui_helpers as ui
+from page import ui_scores as scores
 from rag.types import Answer, Citation, SentenceCheck
 
 REPO = Path(__file__).resolve().parent.parent

@@ -30,11 +30,11 @@ from hypothesis import HealthCheck, given
 from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 
-from rag import ui_helpers as ui
-from rag.chunking import Chunker
+from page import ui_helpers as ui
+from rag.ingest.chunking import Chunker
 from rag.config import Settings
 from rag.errors import IngestError
-from rag.loading import load_file, load_text
+from rag.ingest.loading import load_file, load_text
 from rag.pipeline import build_pipeline
 from tests.badfiles import make_bad_corpus
 from tests.conftest import SAMPLE

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from rag.chunking import Chunker
+from rag.ingest.chunking import Chunker
 from rag.errors import ConfigError
-from rag.loading import MB, load_file, load_text
+from rag.ingest.loading import MB, load_file, load_text
 from rag.types import Chunk, Document
 from tests.badfiles import make_bad_corpus
 

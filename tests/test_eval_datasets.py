@@ -10,7 +10,7 @@ import pytest
 
 from rag.evaluation import datasets as ds
 from rag.evaluation.datasets import CorpusRecord, DatasetError, TestCase
-from rag.text import normalize
+from rag.nlp.text import normalize
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 

@@ -23,11 +23,11 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from rag import dates
-from rag.chunking import Chunker
+from rag.nlp import dates
+from rag.ingest.chunking import Chunker
 from rag.errors import IngestError
-from rag.loading import content_id, load_file, load_text
-from rag.text import fold, normalize, split_sentences
+from rag.ingest.loading import content_id, load_file, load_text
+from rag.nlp.text import fold, normalize, split_sentences
 from tests.badfiles import BODY, make_docx, make_pdf
 from tests.test_chunking import minilm_count_tokens
 

@@ -12,7 +12,7 @@ import pytest
 
 from rag.config import Settings
 from rag.errors import ConfigError, ProviderError, SchemaError
-from rag.llm import (
+from rag.adapters.openai_chat import (
     ChatResult,
     OpenAIChatModel,
     build_chat_model,
@@ -264,7 +264,7 @@ def test_response_format_rejected_falls_back_to_json_object(fake_openai, caplog)
     }
     fake_openai.script(error(400, rejection), ok(GOOD), ok(GOOD))
     model = make_model(fake_openai)
-    with caplog.at_level(logging.WARNING, logger="rag.llm"):
+    with caplog.at_level(logging.WARNING, logger="rag.adapters.openai_chat"):
         assert ask(model)[0] == GOOD
     assert "json_object" in caplog.text
     _, second = fake_openai.chat_requests()

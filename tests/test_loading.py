@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from rag import dates
+from rag.nlp import dates
 from rag.errors import IngestError
-from rag.loading import MB, NO_TEXT_LAYER, content_id, discover, load_file, load_paths, load_text
-from rag.text import normalize
+from rag.ingest.loading import MB, NO_TEXT_LAYER, content_id, discover, load_file, load_paths, load_text
+from rag.nlp.text import normalize
 from tests.badfiles import BODY, make_bad_corpus, make_docx, make_encrypted_pdf, make_image_pdf, make_pdf
 
 REPO = Path(__file__).resolve().parent.parent
@@ -345,7 +345,7 @@ def test_unreadable_file_is_rejected(tmp_path):
 def test_discover_reports_permission_denied(tmp_path, monkeypatch):
     """The same check as above, for runs as root: os.access is what discovery consults."""
     write(tmp_path / "secret.txt", "x")
-    monkeypatch.setattr("rag.loading.os.access", lambda p, mode: not str(p).endswith("secret.txt"))
+    monkeypatch.setattr("rag.ingest.loading.os.access", lambda p, mode: not str(p).endswith("secret.txt"))
     found, rejected = discover([tmp_path])
     assert found == [] and rejected[0].reason == "cannot read: permission denied"
 
@@ -374,7 +374,7 @@ def test_one_bad_file_does_not_stop_the_batch(tmp_path, monkeypatch):
     write(tmp_path / "a.txt", "Good one.")
     write(tmp_path / "b.txt", "Crashes the reader.")
     write(tmp_path / "c.txt", "Good two.")
-    from rag import readers
+    from rag.ingest.indexing import readers
 
     def flaky(data: bytes) -> readers.Extracted:
         if data.startswith(b"Crashes"):

@@ -39,7 +39,7 @@ import pytest
 from rag.config import Settings
 from rag.errors import StoreError
 from rag.pipeline import build_pipeline
-from rag.store import Store, source_key
+from rag.adapters.chroma import Store, source_key
 from tests.chroma_server import HOST, free_port, start_chroma, stop_chroma, wait_ready
 from tests.helpers_proc import (
     cli_env,

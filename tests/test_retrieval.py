@@ -10,7 +10,7 @@ import pytest
 
 from rag.config import Settings
 from rag.pipeline import build_pipeline
-from rag.text import fold
+from rag.nlp.text import fold
 from tests.conftest import SAMPLE, SHARED
 
 REPEATED = "strategic discussions encompassed projects of mutual interest"
@@ -53,7 +53,7 @@ def test_sample_passage_first_among_unrelated(settings, embedder, corpus_dir):
 def test_near_duplicate_passages_take_one_slot(settings, embedder, corpus_dir, tmp_path):
     """A syndicated copy of the sample (another outlet's headline and sign-off) adds passages that
     nearly repeat the original's; each such pair takes one slot, unless suppression is switched off."""
-    from rag.text import containment, shingles
+    from rag.nlp.text import containment, shingles
 
     lib = tmp_path / "lib"
     shutil.copytree(corpus_dir, lib)
@@ -158,8 +158,8 @@ def test_filtered_dense_search_matches_chromas_where_on_every_path(settings, emb
     resort); each path must return what Chroma's own filtered query returns."""
     import numpy as np
 
-    import rag.retrieval as retrieval
-    from rag.retrieval import Filters
+    import rag.retrieve.retriever as retrieval
+    from rag.retrieve.retriever import Filters
 
     pipe = build_pipeline(settings, embedder=embedder)
     pipe.ingest([corpus_dir])

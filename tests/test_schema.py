@@ -1,10 +1,10 @@
-"""The small JSON-schema checker and the JSON reply parser of rag.llm."""
+"""The small JSON-schema checker and the JSON reply parser of rag.adapters.openai_chat."""
 
 from __future__ import annotations
 
 import pytest
 
-from rag.llm import parse_json_reply
+from rag.adapters.openai_chat import parse_json_reply
 from rag.prompts import load_prompt
 from rag.schema import strict_problems, validate_schema
 

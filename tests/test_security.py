@@ -26,7 +26,7 @@ from hypothesis import HealthCheck, given
 from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 
-from rag import ui_helpers as ui
+from page import ui_helpers as ui
 from rag.config import Settings
 from rag.errors import ProviderError
 from rag.pipeline import build_pipeline

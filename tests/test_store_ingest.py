@@ -9,8 +9,8 @@ import pytest
 from rag.config import Settings
 from rag.errors import EmbedderMismatchError
 from rag.pipeline import build_pipeline
-from rag.retrieval import Filters
-from rag.store import Store
+from rag.retrieve.retriever import Filters
+from rag.adapters.chroma import Store
 from tests.conftest import SAMPLE
 
 OTHER = {
@@ -100,7 +100,7 @@ def test_forget_removes_report_and_chunks(pipe, library):
 def test_interrupted_write_is_invisible_and_repaired(pipe, library):
     """A crash after the chunks were written but before the commit: readers ignore them, a rerun completes."""
     pipe.ingest([library / "markets.txt"])
-    from rag.loading import load_file
+    from rag.ingest.loading import load_file
 
     doc = load_file(library / "weather.txt", "weather.txt", max_bytes=10**7)
     chunks = pipe.chunker.split(doc)

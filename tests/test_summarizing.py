@@ -9,12 +9,12 @@ from pathlib import Path
 import pytest
 
 from rag.config import Settings
-from rag.llm import build_chat_model
-from rag.loading import load_text
+from rag.adapters.openai_chat import build_chat_model
+from rag.ingest.loading import load_text
 from rag.schema import validate_schema
-from rag.summarizing import Brief, Summarizer, extractive_brief_text, summary_to_markdown
-from rag.summary_schema import load_summary_schema, reply_schema, summary_problems
-from rag.text import fold, word_count
+from rag.summarize.summarizer import Brief, Summarizer, extractive_brief_text, summary_to_markdown
+from rag.summarize.structured import load_summary_schema, reply_schema, summary_problems
+from rag.nlp.text import fold, word_count
 from rag.types import Document
 from tests.conftest import SAMPLE, SHARED
 from tests.fake_openai import error
@@ -154,7 +154,7 @@ def _in_order(fragment: str, source: str) -> bool:
 
 
 def test_compression_cuts_attributions_and_never_invents_words():
-    from rag.extractive_summary import compress_sentence, leading_fragment
+    from rag.summarize.centrality import compress_sentence, leading_fragment
 
     cases = {
         "however , the bridge was closed on friday , police said .": "the bridge was closed on friday .",
@@ -361,7 +361,7 @@ def test_long_report_goes_through_map_reduce(fake_openai, embedder):
     assert all(0 <= done <= total for done, total, _ in calls)
     _assert_brief_cited(brief, [doc], 80)
     final_prompt = fake_openai.chat_requests()[-1].json["messages"][1]["content"]
-    from rag.tokens import TokenCounter
+    from rag.adapters.tokens import TokenCounter
 
     passages_text = "\n\n".join(
         f'<passage key="{k}">\n{t}\n</passage>' for k, t in PASSAGE.findall(final_prompt)
@@ -370,6 +370,6 @@ def test_long_report_goes_through_map_reduce(fake_openai, embedder):
 
 
 def test_prompt_files_exist():
-    root = Path(__file__).resolve().parent.parent / "prompts"
+    root = Path(__file__).resolve().parent.parent / "rag" / "prompts"
     for name in ("brief.md", "brief.schema.json", "summary.md", "summary.schema.json", "map.md"):
         assert (root / name).is_file()

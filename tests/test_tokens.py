@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from rag.errors import EncodingUnavailableError
-from rag.tokens import ENCODING_FILES, TokenCounter, cached_encoding_problem, tiktoken_cache_dir
+from rag.adapters.tokens import ENCODING_FILES, TokenCounter, cached_encoding_problem, tiktoken_cache_dir
 
 CACHE = Path(__file__).resolve().parent.parent.parent / "shared" / "tiktoken-cache"
 needs_cache = pytest.mark.skipif(

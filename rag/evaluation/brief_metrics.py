@@ -4,7 +4,7 @@ baseline, key-fact recall and length compliance.
 Sentence splitting for ROUGE and Lead-k is ``split_simple`` (split after ``.``, ``!``
 or ``?`` followed by whitespace, and at newlines). It reproduces the local anchors in
 ``datasets/news-summ-element-aware/SOURCE.md`` exactly (CNN/DM Lead-3 vs expert
-45.54 / 21.92 / 39.37; XSum Lead-1 vs expert 35.35 / 14.78 / 27.46). ``rag.text.split_sentences``
+45.54 / 21.92 / 39.37; XSum Lead-1 vs expert 35.35 / 14.78 / 27.46). ``rag.nlp.text.split_sentences``
 does not (CNN/DM Lead-3 29.9 R-1): three quarters of those articles are lower-cased and
 tokenised, and it never ends a sentence before a lower-case word. Untrained nltk Punkt
 is close but not exact (45.63 / 21.93 / 39.44, up to 0.09 off).
@@ -19,7 +19,7 @@ from functools import lru_cache
 from rouge_score import rouge_scorer
 
 from rag.evaluation.qa_metrics import normalize_answer
-from rag.text import STOPWORDS, word_count
+from rag.nlp.text import STOPWORDS, word_count
 
 ROUGE_TYPES = ("rouge1", "rouge2", "rougeLsum")
 _SPLIT = re.compile(r"(?<=[.!?])\s+")

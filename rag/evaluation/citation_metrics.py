@@ -1,7 +1,7 @@
 """Citation recall and precision exactly as ALCE (Gao et al. 2023, ``eval.py``) computes
 them, with a pluggable support judge in place of ALCE's T5-11B NLI model.
 
-The offline judge ``support`` is lexical (see its docstring and eval/README.md). Any
+The offline judge ``support`` is lexical (see its docstring and rag/evaluation/data/README.md). Any
 callable ``judge(sentence, passages) -> bool`` can replace it (a local NLI model or an
 LLM later); scores must then be reported under the judge's name, as they differ.
 """
@@ -12,7 +12,7 @@ import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
-from rag.text import STOPWORDS, WORD_RE, content_words, fold, words
+from rag.nlp.text import STOPWORDS, WORD_RE, content_words, fold, words
 
 Judge = Callable[[str, Sequence[str]], bool]
 
@@ -69,7 +69,7 @@ def content_recall(sentence: str, passages: Sequence[str]) -> float:
 def support(sentence: str, passages: Sequence[str]) -> bool:
     """Offline stand-in for ALCE's NLI entailment: do ``passages`` support ``sentence``?
 
-    True iff (1) at least 60% of the sentence's content words (``rag.text.content_words``,
+    True iff (1) at least 60% of the sentence's content words (``rag.nlp.text.content_words``,
     case/quote folded) occur in the passages, and (2) every key token (every number,
     date part and capitalised name token, see ``key_tokens``) occurs in the passages,
     numbers compared as numbers ("2,000" = "2000"), words case-folded. No passages: False.

@@ -31,8 +31,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--run-file", type=Path, help="run file to score (stage score/report)")
     p.add_argument("--out", type=Path, help="output folder (default: eval/runs/<suite>)")
     p.add_argument("--gate", action="store_true", help="exit 1 when a metric is below its floor or regressed")
-    p.add_argument("--thresholds", type=Path, help="thresholds TOML (default: eval/thresholds-<suite>.toml)")
-    p.add_argument("--baseline", type=Path, help="scored baseline to compare with (default: eval/baseline-<suite>.json)")
+    p.add_argument("--thresholds", type=Path, help="thresholds TOML (default: rag/evaluation/data/thresholds-<suite>.toml)")
+    p.add_argument("--baseline", type=Path, help="scored baseline to compare with (default: rag/evaluation/data/baseline-<suite>.json)")
     p.add_argument("--save-baseline", action="store_true", help="save this run's scores as the suite's baseline")
 
 
@@ -101,7 +101,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     baseline = _load(_default(args.baseline, f"baseline-{args.suite}.json"))
     paths = write_report(scored, out, baseline)
     if args.save_baseline:
-        target = REPO / "eval" / f"baseline-{args.suite}.json"
+        target = _eval_dir() / f"baseline-{args.suite}.json"
         target.write_text(json.dumps(_slim(scored), indent=1, allow_nan=False) + "\n", encoding="utf-8")
         print(f"saved baseline {target}", file=sys.stderr)
     failures: list[str] = []

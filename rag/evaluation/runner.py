@@ -20,11 +20,12 @@ from typing import Any, Callable, Iterator
 from rag.config import Settings
 from rag.errors import RagError
 from rag.evaluation import datasets as ds
-from rag.retrieval import Filters
+from rag.retrieve.retriever import Filters
 
 Progress = Callable[[str, int, int], None]
 REPO = Path(__file__).resolve().parents[2]
 RETRIEVE_K = 10
+DATA_DIR = Path(__file__).resolve().parent / "data"
 
 
 @dataclass
@@ -44,12 +45,8 @@ def shared_dir() -> Path:
 
 
 def _eval_dir() -> Path:
-    try:
-        from importlib.resources import files
-
-        return Path(str(files("dossier_eval")))
-    except (ImportError, ModuleNotFoundError):
-        return REPO / "eval"
+    """The bundled evaluation files (gold set, thresholds, baselines): package data of ``rag.evaluation``."""
+    return DATA_DIR
 
 
 def gold_parts() -> list[Part]:
@@ -161,7 +158,7 @@ def run(suite: str, settings: Settings, out_dir: Path, *, limit: int | None = No
 
 
 def _index(part: Part, pipe: Any, progress: Progress | None) -> float:
-    from rag.loading import load_text
+    from rag.ingest.loading import load_text
 
     t0 = time.perf_counter()
     tick = (lambda done, total, _name: progress(f"{part.name}: indexing", done, total)) if progress else None
@@ -229,7 +226,7 @@ def _run_brief(case: ds.TestCase, pipe: Any) -> dict[str, Any]:
 
 def _run_textbrief(case: ds.TestCase, pipe: Any) -> dict[str, Any]:
     from rag.evaluation.metrics import lead_k
-    from rag.summarizing import extractive_brief_text
+    from rag.summarize.summarizer import extractive_brief_text
 
     lead_n = 1 if case.tags.get("type") == "xsum" else 3
     lead = lead_k(case.document, lead_n)

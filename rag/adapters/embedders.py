@@ -212,7 +212,7 @@ def _onnx_session(model_dir: Path, cache_dir: Path | None, threads: int | None =
     """onnxruntime session of the MiniLM graph: from the disk cache when possible, else built (and cached)."""
     import onnxruntime as ort
 
-    from rag import onnx_bert
+    from rag.adapters import onnx_bert
 
     providers = ["CPUExecutionProvider"]
     options = ort.SessionOptions()
@@ -387,7 +387,7 @@ def _openai_error(exc: BaseException, model: str, key: str | None) -> ProviderEr
 
 def _cl100k() -> Any | None:
     """tiktoken's cl100k_base when its file is cached (tiktoken would otherwise try to download it)."""
-    from rag.tokens import cached_encoding_problem
+    from rag.adapters.tokens import cached_encoding_problem
 
     if cached_encoding_problem("cl100k_base") is not None:
         return None

@@ -1,15 +1,15 @@
 """Briefs and structured summaries of one or more reports, in LLM or extractive mode.
 
 ``Summarizer.brief`` writes one paragraph, bottom line first, within a word limit,
-every sentence cited and checked by ``rag.claims``. ``Summarizer.summary`` fills
-the documented schema ``prompts/summary.schema.json``. With a chat model, the
+every sentence cited and checked by ``rag.nlp.claims``. ``Summarizer.summary`` fills
+the documented schema ``rag/prompts/summary.schema.json``. With a chat model, the
 passages are packed into the prompt up to ``settings.context_tokens`` (counted
 with tiktoken); when they do not fit, a map step takes cited notes part by part
 and the final call sees only the passages those notes cite (map-reduce). Every
 quote the model gives is located in the report to get its span; a reply that
 fails is re-asked once, and when the LLM still fails the extractive result is
 shown with a notice. Without a chat model everything is extractive
-(``rag.extractive_summary`` and ``rag.extraction``).
+(``rag.summarize.centrality`` and ``rag.nlp.entities``).
 """
 
 from __future__ import annotations
@@ -20,11 +20,11 @@ from typing import Any
 
 import numpy as np
 
-from rag.claims import check_sentence
+from rag.nlp.claims import check_sentence
 from rag.config import Settings
 from rag.errors import ProviderError, RagError, SchemaError
-from rag.extraction import build_extractive_summary, unique_sentences
-from rag.extractive_summary import (
+from rag.nlp.entities import build_extractive_summary, unique_sentences
+from rag.summarize.centrality import (
     Candidate,
     ExtractiveParams,
     brief_candidates,
@@ -32,9 +32,9 @@ from rag.extractive_summary import (
     rank,
     select,
 )
-from rag.llm import complete_json
+from rag.adapters.openai_chat import complete_json
 from rag.prompts import format_passage, load_prompt, parse_citation_key
-from rag.summary_schema import (
+from rag.summarize.structured import (
     FirstReplyCheck,
     Passage,
     agreement_markdown,
@@ -44,7 +44,7 @@ from rag.summary_schema import (
     summary_to_markdown,
     validate_summary,
 )
-from rag.text import find_quote, word_count
+from rag.nlp.text import find_quote, word_count
 from rag.types import Citation, Document, SentenceCheck
 
 __all__ = ["Brief", "Summarizer", "extractive_brief_text", "summary_to_markdown"]
@@ -123,7 +123,7 @@ class Summarizer:
     def token_counter(self) -> Any:
         """Counter for context budgets (built on first use in LLM mode)."""
         if self._token_counter is None:
-            from rag.tokens import TokenCounter
+            from rag.adapters.tokens import TokenCounter
 
             self._token_counter = TokenCounter(self.settings.llm_model)
         return self._token_counter
@@ -152,7 +152,7 @@ class Summarizer:
         return brief
 
     def summary(self, docs: list[Document], *, progress: Progress | None = None) -> dict[str, Any]:
-        """The structured summary of ``docs``, validated against ``prompts/summary.schema.json``."""
+        """The structured summary of ``docs``, validated against ``rag/prompts/summary.schema.json``."""
         docs = _checked(docs)
         progress = progress or _no_progress
         result: dict[str, Any] | None = None

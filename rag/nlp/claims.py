@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from rag.text import STOPWORDS, content_words, fold, stem, words
+from rag.nlp.text import STOPWORDS, content_words, fold, stem, words
 
 MONTHS = (
     "january february march april may june july august september october november december "

@@ -30,7 +30,7 @@ from typing import Protocol
 
 import numpy as np
 
-from rag.text import containment, shingles, split_sentences, word_count
+from rag.nlp.text import containment, shingles, split_sentences, word_count
 
 
 class SentenceEmbedder(Protocol):

@@ -4,7 +4,7 @@ No Streamlit here, so everything is testable without a page. Report text is
 untrusted (an uploaded report may contain ``<script>``): every function that
 turns it into Markdown or HTML escapes all of it, and the only tags in the
 HTML we build are our own ``<div>``, ``<mark>`` and ``<br>``.
-The Evaluate tab's tables and chart columns are in ``rag.ui_scores``.
+The Evaluate tab's tables and chart columns are in ``page.ui_scores``.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from rag.retrieval import Filters
+from rag.retrieve.retriever import Filters
 from rag.types import Answer, Citation
 
 MB = 1024 * 1024
@@ -324,7 +324,7 @@ def ingest_uploads(
     and temp paths replaced by upload names. The written files are removed
     afterwards: the store keeps each report's full text.
     """
-    from rag.ingest import IngestReport
+    from rag.ingest.indexing import IngestReport
 
     max_bytes = int(pipeline.settings.max_file_mb * MB)
     saved = save_uploads(files, folder, max_bytes=max_bytes)

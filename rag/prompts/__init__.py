@@ -1,10 +1,9 @@
 """Prompt files: loading, variable checks, rendering, fingerprint, shared sentinels.
 
-A prompt is ``prompts/<name>.md``: the system message, a line ``---user---``,
+A prompt is ``rag/prompts/<name>.md``: the system message, a line ``---user---``,
 then the user message. Variables are written ``{{name}}``. An optional
-``prompts/<name>.schema.json`` is the JSON schema of the structured reply. The
-folder ships as the package ``dossier_prompts``; in a checkout that is not
-installed we read the ``prompts/`` folder beside ``rag/``.
+``rag/prompts/<name>.schema.json`` is the JSON schema of the structured reply. The
+files are package data of ``rag.prompts``, so they ship with an installed package.
 """
 
 from __future__ import annotations
@@ -26,7 +25,6 @@ if TYPE_CHECKING:
 ABSTAIN = "The reports do not say"  # the sentinel an answer starts with when the passages lack the answer
 CITATION_KEY_FORMAT = "S{n}"  # passage keys shown to the model: S1, S2, ...
 USER_SEPARATOR = "---user---"
-PACKAGE = "dossier_prompts"
 
 _VAR = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*\}\}")
 _KEY = re.compile("^" + re.escape(CITATION_KEY_FORMAT).replace(r"\{n\}", r"([1-9][0-9]*)") + "$")
@@ -59,14 +57,8 @@ def _attr(value: str) -> str:
 
 
 def prompts_dir() -> Traversable:
-    """The folder holding the prompt files (installed package first, then the checkout)."""
-    try:
-        folder = importlib.resources.files(PACKAGE)
-        if folder.joinpath("answer.md").is_file():
-            return folder
-    except ModuleNotFoundError:
-        pass
-    return Path(__file__).resolve().parent.parent / "prompts"
+    """The folder holding the prompt files (this package's own folder)."""
+    return importlib.resources.files(__name__)
 
 
 @dataclass(frozen=True)

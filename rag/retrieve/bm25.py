@@ -2,7 +2,7 @@
 
 Built once per store generation and kept in memory, so a query costs one sparse
 score pass (well under a millisecond per 10k chunks), never a rebuild; ``save`` and
-``load`` let a new process skip the build (see ``rag.retrieval``).
+``load`` let a new process skip the build (see ``rag.retrieve.retriever``).
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from rag.text import _FOLD_MAP, STOPWORDS, WORD_RE, fold, stem, words
+from rag.nlp.text import _FOLD_MAP, STOPWORDS, WORD_RE, fold, stem, words
 from rag.types import Chunk
 
 

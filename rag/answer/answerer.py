@@ -1,7 +1,7 @@
 """Answering: rewrite a follow-up, retrieve, answer (LLM or extractive), check every claim.
 
 ``Answerer.ask`` is what ``Pipeline.ask`` delegates to. With no LLM configured the
-answer is extractive (``rag.extractive``). With one, the retrieved passages are
+answer is extractive (``rag.answer.extractive``). With one, the retrieved passages are
 packed into the ``answer`` prompt up to ``settings.context_tokens``, the model
 replies with JSON sentences citing passage keys and exact quotes, and every
 citation is validated: the key must be one of the passages and the quote must
@@ -19,12 +19,12 @@ from collections.abc import Generator, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from rag.claims import check_sentence
+from rag.nlp.claims import check_sentence
 from rag.config import Settings
-from rag.conversation import Rewrite, rewrite
+from rag.answer.question import Rewrite, rewrite
 from rag.errors import ProviderError, RagError, SchemaError
-from rag.extractive import ExtractiveAnswerer, abstain_text, check, citation_for
-from rag.llm import ChatResult, check_json_reply, complete_json, reask_message
+from rag.answer.extractive import ExtractiveAnswerer, abstain_text, check, citation_for
+from rag.adapters.openai_chat import ChatResult, check_json_reply, complete_json, reask_message
 from rag.prompts import (
     ABSTAIN,
     citation_key,
@@ -33,8 +33,8 @@ from rag.prompts import (
     parse_citation_key,
     prompt_fingerprint,
 )
-from rag.retrieval import Filters
-from rag.text import find_quote
+from rag.retrieve.retriever import Filters
+from rag.nlp.text import find_quote
 from rag.types import Answer, Citation, Hit, SentenceCheck
 
 Event = tuple[str, Any]  # ("status", str) | ("delta", str) | ("answer", Answer)
@@ -83,7 +83,7 @@ class Answerer:
     def token_counter(self) -> Any:
         """The counter for context packing (built on first use in LLM mode)."""
         if self._token_counter is None:
-            from rag.tokens import TokenCounter
+            from rag.adapters.tokens import TokenCounter
 
             self._token_counter = TokenCounter(self.settings.llm_model)
         return self._token_counter

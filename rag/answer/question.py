@@ -20,10 +20,10 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from rag.claims import extract_facts
+from rag.nlp.claims import extract_facts
 from rag.errors import RagError
 from rag.prompts import ABSTAIN, load_prompt
-from rag.text import STOPWORDS, WORD_RE, content_words, fold, match_stem, words
+from rag.nlp.text import STOPWORDS, WORD_RE, content_words, fold, match_stem, words
 
 KEY_TERM_WEIGHT = 2.0  # weight of a name or number in the question, relative to an ordinary content word
 # Words that shape a question but never its answer.

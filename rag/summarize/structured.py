@@ -1,4 +1,4 @@
-"""The structured-summary schema (``prompts/summary.schema.json``): loading, validation, LLM reply form.
+"""The structured-summary schema (``rag/prompts/summary.schema.json``): loading, validation, LLM reply form.
 
 The schema file documents the summary Dossier returns: every fact-stating field
 carries citations ``{source, start, end, quote}`` with ``quote ==
@@ -17,12 +17,12 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from rag.claims import check_sentence
+from rag.nlp.claims import check_sentence
 from rag.errors import SchemaError
-from rag.llm import complete_json
+from rag.adapters.openai_chat import complete_json
 from rag.prompts import citation_key, load_prompt, parse_citation_key, prompts_dir
 from rag.schema import validate_schema
-from rag.text import find_quote, fold, word_count
+from rag.nlp.text import find_quote, fold, word_count
 from rag.types import Document
 
 SCHEMA_FILE = "summary.schema.json"

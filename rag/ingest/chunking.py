@@ -1,6 +1,6 @@
 """Chunking: pack whole sentences into passages sized in the embedder's word pieces.
 
-Sentences come from ``rag.text.split_sentences``; a sentence longer than the
+Sentences come from ``rag.nlp.text.split_sentences``; a sentence longer than the
 target is cut into pieces with LangChain's ``RecursiveCharacterTextSplitter``
 (length measured with the same ``count_tokens``) and the pieces are packed like
 sentences. Every chunk is an exact span: ``chunk.text == doc.text[start:end]``,
@@ -15,7 +15,7 @@ from collections.abc import Callable
 from langchain_text_splitters import RecursiveCharacterTextSplitter
 
 from rag.errors import ConfigError
-from rag.text import split_sentences
+from rag.nlp.text import split_sentences
 from rag.types import Chunk, Document
 
 PARAGRAPH_BREAK_SHARE = 0.7  # break at a paragraph end if the chunk is already this full

@@ -2,7 +2,7 @@
 
 Every problem with one file becomes an ``IngestError`` (``load_file``) or a
 ``Rejection`` (``load_paths``) with a reason a person can act on; one bad file
-never stops a batch. The per-format readers live in ``rag.readers``.
+never stops a batch. The per-format readers live in ``rag.ingest.readers``.
 """
 
 from __future__ import annotations
@@ -14,11 +14,11 @@ import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from rag import dates
+from rag.nlp import dates
 from rag.errors import IngestError
-from rag.readers import MB, READERS, Extracted, Unreadable, html_text, markdown
-from rag.readers import NO_TEXT_LAYER as NO_TEXT_LAYER  # re-exported: callers match on it
-from rag.text import normalize
+from rag.ingest.readers import MB, READERS, Extracted, Unreadable, html_text, markdown
+from rag.ingest.readers import NO_TEXT_LAYER as NO_TEXT_LAYER  # re-exported: callers match on it
+from rag.nlp.text import normalize
 from rag.types import Document
 
 FORMATS = {  # file suffix (lower case) -> Document.format

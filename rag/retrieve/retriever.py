@@ -23,9 +23,9 @@ import numpy as np
 
 from rag.cache import LRU
 from rag.config import Settings
-from rag.lexical import LexicalIndex, folded_words
-from rag.store import Store, date_ord
-from rag.text import containment
+from rag.retrieve.bm25 import LexicalIndex, folded_words
+from rag.adapters.chroma import Store, date_ord
+from rag.nlp.text import containment
 from rag.types import Chunk, Hit
 
 METHODS = ("hybrid", "dense", "bm25")
@@ -115,7 +115,7 @@ class Snapshot:
         return keep
 
     def shingles(self, chunk_id: str) -> set:
-        """Word 3-grams of a chunk (as ``rag.text.shingles``), kept for the most recently used chunks.
+        """Word 3-grams of a chunk (as ``rag.nlp.text.shingles``), kept for the most recently used chunks.
 
         Bounded: a set of 3-gram tuples costs about 20 KB, so caching every chunk ever retrieved
         would grow a long-running process by gigabytes at 100k chunks.
@@ -128,7 +128,7 @@ class Snapshot:
 
 
 def _shingles(text: str, n: int = 3) -> set[tuple[str, ...]]:
-    """``rag.text.shingles`` on the faster exact tokenizer of ``rag.lexical``."""
+    """``rag.nlp.text.shingles`` on the faster exact tokenizer of ``rag.retrieve.bm25``."""
     toks = folded_words(text)
     if len(toks) < n:
         return {tuple(toks)} if toks else set()

@@ -6,7 +6,7 @@ that are reliable in news and press releases: titled names ("Sanjeev Kumar,
 Secretary of Defence Production", "D.K. Sunil, CMD (HAL)", "Lt Gen Dylevsky Igor
 Nikolaevich, Deputy Chief of ..."), organisation names with an organisation word
 or an acronym, places after a locative preposition, dates with a month name or
-ISO form (``rag.dates``), figures written in digits. What they cannot find stays
+ISO form (``rag.nlp.dates``), figures written in digits. What they cannot find stays
 empty; nothing is guessed.
 """
 
@@ -15,11 +15,11 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from rag.claims import MONTHS
-from rag.dates import find_dates
-from rag.extractive_summary import Candidate
-from rag.summary_schema import citation_dict, finish_summary, sort_key
-from rag.text import STOPWORDS, Sentence, containment, fold, shingles, split_sentences
+from rag.nlp.claims import MONTHS
+from rag.nlp.dates import find_dates
+from rag.summarize.centrality import Candidate
+from rag.summarize.structured import citation_dict, finish_summary, sort_key
+from rag.nlp.text import STOPWORDS, Sentence, containment, fold, shingles, split_sentences
 from rag.types import Document
 
 # --- shared pieces ---------------------------------------------------------------

@@ -16,7 +16,7 @@ from typing import Any, Callable
 import numpy as np
 
 from rag.errors import RagError
-from rag.store import Store
+from rag.adapters.chroma import Store
 from rag.types import Chunk, Document
 
 Progress = Callable[[int, int, str], None]
@@ -150,7 +150,7 @@ def ingest_paths(
     paths: list[Path], *, store: Store, embedder: Any, chunker: Any, max_bytes: int, progress: Progress | None = None
 ) -> IngestReport:
     """Load files and folders, then ingest every good one; bad ones are listed with reasons."""
-    from rag.loading import load_paths
+    from rag.ingest.loading import load_paths
 
     loaded = load_paths([Path(p) for p in paths], max_bytes=max_bytes)
     report = IngestReport(rejected=[{"path": r.path, "reason": r.reason} for r in loaded.rejected])

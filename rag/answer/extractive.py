@@ -44,12 +44,12 @@ from typing import Any
 import numpy as np
 
 from rag.cache import LRU
-from rag.claims import Facts, check_sentence, extract_facts
+from rag.nlp.claims import Facts, check_sentence, extract_facts
 from rag.config import Settings
-from rag.conversation import Question, analyse_question, is_yes_no, looks_like_person
-from rag.extraction import find_people
+from rag.answer.question import Question, analyse_question, is_yes_no, looks_like_person
+from rag.nlp.entities import find_people
 from rag.prompts import ABSTAIN
-from rag.text import (
+from rag.nlp.text import (
     Sentence,
     containment,
     fold,

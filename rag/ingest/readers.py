@@ -1,6 +1,6 @@
 """Format readers: bytes of a txt, md, html, pdf or docx file to raw text plus title and date hints.
 
-Used by ``rag.loading`` (which normalises the text and builds the Document). The
+Used by ``rag.ingest.loading`` (which normalises the text and builds the Document). The
 parsers are third-party code fed untrusted bytes, so their failures are caught
 broadly and raised as ``Unreadable`` with a reason a person can act on.
 """
@@ -23,7 +23,7 @@ _MAX_UNPACKED = 512 * MB  # a .docx that inflates beyond this is a zip bomb, not
 
 
 class Unreadable(Exception):
-    """The reason a file cannot be read (``rag.loading`` adds the path and raises ``IngestError``)."""
+    """The reason a file cannot be read (``rag.ingest.loading`` adds the path and raises ``IngestError``)."""
 
 
 @dataclass

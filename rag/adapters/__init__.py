@@ -1,0 +1,1 @@
+"""Adapters to outside libraries and services: embedders, Chroma, OpenAI, tiktoken."""

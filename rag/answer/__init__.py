@@ -1,0 +1,1 @@
+"""Answer: question analysis, follow-up rewriting, extractive and LLM answers."""

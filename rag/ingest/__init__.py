@@ -1,0 +1,1 @@
+"""Ingest: files to normalised documents, chunks, and the indexing that stores them."""

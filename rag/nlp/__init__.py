@@ -1,0 +1,1 @@
+"""Pure text processing shared by every stage: text, dates, claims, entities."""

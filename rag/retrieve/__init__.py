@@ -1,0 +1,1 @@
+"""Retrieve: hybrid search (BM25 + dense) over a snapshot of the committed chunks."""

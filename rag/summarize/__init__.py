@@ -1,0 +1,1 @@
+"""Summarize: one-paragraph briefs and structured summaries of stored reports."""
