@@ -35,23 +35,33 @@ class DossierEmbeddings(Embeddings):
 
 def open_store(embedder: Any, persist_dir: Path) -> Chroma:
     """A LangChain Chroma vector store in a folder, embedding with ``embedder``."""
-    return Chroma(collection_name="langchain", embedding_function=DossierEmbeddings(embedder),
-                  persist_directory=str(persist_dir), collection_metadata={"hnsw:space": "cosine"})
+    return Chroma(
+        collection_name="langchain",
+        embedding_function=DossierEmbeddings(embedder),
+        persist_directory=str(persist_dir),
+        collection_metadata={"hnsw:space": "cosine"},
+    )
 
 
 def add_files(store: Chroma, paths: list[Path], root: Path) -> dict[str, Any]:
     """Read, split, embed and store the files (timed as a whole); chunk counts for the record."""
     t0 = time.perf_counter()
-    docs = [LCDocument(page_content=p.read_text(encoding="utf-8"), metadata={"source": str(p.relative_to(root))})
-            for p in paths]
+    docs = [
+        LCDocument(page_content=p.read_text(encoding="utf-8"), metadata={"source": str(p.relative_to(root))})
+        for p in paths
+    ]
     splitter = RecursiveCharacterTextSplitter(chunk_size=CHUNK_SIZE, chunk_overlap=CHUNK_OVERLAP)
     chunks = splitter.split_documents(docs)
     store.add_documents(chunks)
     seconds = time.perf_counter() - t0
     counter = store.embeddings.embedder.count_tokens  # type: ignore[union-attr]
     sizes = [counter(c.page_content) for c in chunks]  # after the timed part
-    return {"chunks": len(chunks), "seconds": seconds, "tokens": sum(sizes),
-            "over_254_tokens": sum(n > 254 for n in sizes)}
+    return {
+        "chunks": len(chunks),
+        "seconds": seconds,
+        "tokens": sum(sizes),
+        "over_254_tokens": sum(n > 254 for n in sizes),
+    }
 
 
 SPLITTER = f"RecursiveCharacterTextSplitter(chunk_size={CHUNK_SIZE}, chunk_overlap={CHUNK_OVERLAP})"

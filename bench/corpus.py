@@ -62,7 +62,9 @@ class BaseChunk:
 def _load(rel: str) -> object:
     path = DATASETS / rel
     if not path.exists():
-        raise FileNotFoundError(f"{path} is missing: the benchmarks need ../shared/datasets (or DOSSIER_DATASETS)")
+        raise FileNotFoundError(
+            f"{path} is missing: the benchmarks need ../shared/datasets (or DOSSIER_DATASETS)"
+        )
     return json.loads(path.read_text(encoding="utf-8"))
 
 
@@ -74,14 +76,23 @@ def public_articles() -> list[Article]:
     """All usable public articles, interleaved by dataset, deterministic order."""
     groups: list[list[Article]] = []
     mh = [a for a in _load("multihop-rag/corpus.json") if len(a.get("body", "")) > 500]  # type: ignore[union-attr]
-    groups.append([
-        Article(f"multihop/{_slug(a['source'])}-{i:04d}.txt", a["title"], (a.get("published_at") or "")[:10] or None,
-                a["source"], a["body"])
-        for i, a in enumerate(mh)
-    ])
+    groups.append(
+        [
+            Article(
+                f"multihop/{_slug(a['source'])}-{i:04d}.txt",
+                a["title"],
+                (a.get("published_at") or "")[:10] or None,
+                a["source"],
+                a["body"],
+            )
+            for i, a in enumerate(mh)
+        ]
+    )
     for name in ("cnndm", "xsum"):
         rows = _load(f"news-summ-element-aware/{name}_element_aware.json")[name]  # type: ignore[index]
-        groups.append([Article(f"{name}/{name}-{i:04d}.txt", None, None, name, r["src"]) for i, r in enumerate(rows)])
+        groups.append(
+            [Article(f"{name}/{name}-{i:04d}.txt", None, None, name, r["src"]) for i, r in enumerate(rows)]
+        )
     seen: set[str] = set()
     summ = []
     for name in ("summeval", "realsumm"):
@@ -92,11 +103,18 @@ def public_articles() -> list[Article]:
                 summ.append(Article(f"cnndm-test/{name}-{len(summ):04d}.txt", None, None, "cnndm", r["src"]))
     groups.append(summ)
     squad = _load("squad-dev/dev-v1.1.json")["data"]  # type: ignore[index]
-    groups.append([
-        Article(f"squad/{_slug(a['title'])}.txt", a["title"].replace("_", " "), None, "wikipedia",
-                "\n\n".join(p["context"].strip() for p in a["paragraphs"]))
-        for a in squad
-    ])
+    groups.append(
+        [
+            Article(
+                f"squad/{_slug(a['title'])}.txt",
+                a["title"].replace("_", " "),
+                None,
+                "wikipedia",
+                "\n\n".join(p["context"].strip() for p in a["paragraphs"]),
+            )
+            for a in squad
+        ]
+    )
     out: list[Article] = []
     for i in range(max(len(g) for g in groups)):
         out.extend(g[i] for g in groups if i < len(g))
@@ -161,9 +179,16 @@ def _halves(text: str) -> tuple[str, str]:
     return " ".join(words[:k]), " ".join(words[k:]) or " ".join(words[:k])
 
 
-def synthesize(base: list[BaseChunk], vectors: np.ndarray, n_chunks: int, *, seed: int = 7,
-               chunks_per_doc: tuple[int, int] = (4, 16), count_tokens=None,
-               max_tokens: int = 254) -> Iterator[tuple[Document, list[Chunk], np.ndarray]]:
+def synthesize(
+    base: list[BaseChunk],
+    vectors: np.ndarray,
+    n_chunks: int,
+    *,
+    seed: int = 7,
+    chunks_per_doc: tuple[int, int] = (4, 16),
+    count_tokens=None,
+    max_tokens: int = 254,
+) -> Iterator[tuple[Document, list[Chunk], np.ndarray]]:
     """Documents of recombined chunks, their chunks (exact spans) and vectors, until ``n_chunks``.
 
     With ``count_tokens``, a recombined chunk over ``max_tokens`` is redrawn, as the chunker never
@@ -184,7 +209,8 @@ def synthesize(base: list[BaseChunk], vectors: np.ndarray, n_chunks: int, *, see
                 a, b = int(rng.integers(len(base))), int(rng.integers(len(base)))
                 left, right = halves[a][0], halves[b][1]
                 if base[b].origin != base[a].origin and (
-                        sizes is None or sizes[a][0] + sizes[b][1] <= max_tokens):
+                    sizes is None or sizes[a][0] + sizes[b][1] <= max_tokens
+                ):
                     break
             first = a if first is None else first
             pieces.append(f"{left} {right}")
@@ -197,12 +223,30 @@ def synthesize(base: list[BaseChunk], vectors: np.ndarray, n_chunks: int, *, see
         text = "\n\n".join(pieces)
         if i < 20 and normalize(text) != text:  # pieces come from normalised documents; check a sample
             raise AssertionError("recombined text is not in normal form: spans would not match an ingest")
-        doc = Document(source=f"synth/{outlet}-{i:06d}.txt", title=title, text=text, date=head.date,
-                       date_note="given", format="txt", doc_id=content_id(text))
+        doc = Document(
+            source=f"synth/{outlet}-{i:06d}.txt",
+            title=title,
+            text=text,
+            date=head.date,
+            date_note="given",
+            format="txt",
+            doc_id=content_id(text),
+        )
         chunks, at = [], 0
         for j, piece in enumerate(pieces):
-            chunks.append(Chunk(chunk_id=f"{doc.doc_id}-{j:04d}", doc_id=doc.doc_id, source=doc.source, index=j,
-                                start=at, end=at + len(piece), text=piece, title=doc.title, date=doc.date))
+            chunks.append(
+                Chunk(
+                    chunk_id=f"{doc.doc_id}-{j:04d}",
+                    doc_id=doc.doc_id,
+                    source=doc.source,
+                    index=j,
+                    start=at,
+                    end=at + len(piece),
+                    text=piece,
+                    title=doc.title,
+                    date=doc.date,
+                )
+            )
             at += len(piece) + 2
         i += 1
         made += len(chunks)
@@ -216,8 +260,12 @@ def questions(n: int, *, seed: int = 11, skip: int = 0) -> list[str]:
     """``n`` real questions after the first ``skip``: MultiHop-RAG queries and SQuAD questions alternately."""
     rng = np.random.default_rng(seed)
     mh = [q["query"] for q in _load("multihop-rag/MultiHopRAG.json")]  # type: ignore[union-attr]
-    sq = [qa["question"] for a in _load("squad-dev/dev-v1.1.json")["data"]  # type: ignore[index]
-          for p in a["paragraphs"] for qa in p["qas"]]
+    sq = [
+        qa["question"]
+        for a in _load("squad-dev/dev-v1.1.json")["data"]  # type: ignore[index]
+        for p in a["paragraphs"]
+        for qa in p["qas"]
+    ]
     mh = [mh[i] for i in rng.permutation(len(mh))]
     sq = [sq[i] for i in rng.permutation(len(sq))]
     mixed = [q for pair in zip(mh, sq) for q in pair] + sq[len(mh) :]  # 13,126 questions in all

@@ -52,7 +52,7 @@ def _compare(systems: dict[str, Any], queries: list[str], embedder: Any, warm: l
             systems[name](q)
     times: dict[str, list[float]] = {name: [] for name in names}
     for i, q in enumerate(queries):
-        for name in names[i % len(names):] + names[: i % len(names)]:
+        for name in names[i % len(names) :] + names[: i % len(names)]:
             _clear_query_cache(embedder)
             t0 = time.perf_counter()
             systems[name](q)
@@ -95,7 +95,9 @@ def main() -> None:
     ap.add_argument("--chunks", type=int, default=2000)
     ap.add_argument("--queries", type=int, default=100)
     ap.add_argument("--server-port", type=int, default=None)
-    ap.add_argument("--parts", type=int, default=4, help="the corpus is ingested in this many parts, systems in turn")
+    ap.add_argument(
+        "--parts", type=int, default=4, help="the corpus is ingested in this many parts, systems in turn"
+    )
     ap.add_argument("--no-baseline", action="store_true")
     ap.add_argument("--out", default=None)
     args = ap.parse_args()
@@ -110,8 +112,12 @@ def main() -> None:
     settings = Settings(store=work / "ingest-store")
     pipe, t_build = _timed(build_pipeline, settings)
     emb = pipe.embedder
-    res["embedder"] = {"name": emb.name, "dim": emb.dim, "batch_size": getattr(emb, "batch_size", None),
-                       "build_pipeline_s": round(t_build, 3)}
+    res["embedder"] = {
+        "name": emb.name,
+        "dim": emb.dim,
+        "batch_size": getattr(emb, "batch_size", None),
+        "build_pipeline_s": round(t_build, 3),
+    }
 
     # --- the corpus: report files in parts, and the chunk texts the pipeline will embed -------------
     arts, _, _ = corpus.real_corpus(args.chunks, pipe.chunker)
@@ -129,12 +135,20 @@ def main() -> None:
         flat += [c for cs in per_doc for c in cs]
     texts = [t for pt in part_texts for t in pt]
     tokens = [emb.count_tokens(t) for t in texts]
-    res["corpus"] = {"files": len(arts), "chunks": len(texts), "chars": sum(map(len, texts)),
-                     "mean_tokens_per_chunk": round(float(np.mean(tokens)), 1), "bytes_on_disk": folder_mb(folder),
-                     "datasets": sorted({a.source.split('/')[0] for a in arts}), "parts": len(parts)}
+    res["corpus"] = {
+        "files": len(arts),
+        "chunks": len(texts),
+        "chars": sum(map(len, texts)),
+        "mean_tokens_per_chunk": round(float(np.mean(tokens)), 1),
+        "bytes_on_disk": folder_mb(folder),
+        "datasets": sorted({a.source.split("/")[0] for a in arts}),
+        "parts": len(parts),
+    }
     res["stages_alone"] = {"load_s": round(t_load, 3), "chunk_s": round(t_chunk, 3)}
-    print(f"[ingest] corpus: {len(arts)} files, {len(texts)} chunks in {len(parts)} parts; load {load()}",
-          flush=True)
+    print(
+        f"[ingest] corpus: {len(arts)} files, {len(texts)} chunks in {len(parts)} parts; load {load()}",
+        flush=True,
+    )
 
     # --- every system ingests each part in turn, in rotating order --------------------------------------
     # The raw embedder and the pipelines see the same load this way: a single long run of each, one after
@@ -143,18 +157,22 @@ def main() -> None:
     spent = _instrument(pipe.store)
     srv = lc_store = None
     if args.server_port:
-        srv = build_pipeline(settings.replace(chroma_host="127.0.0.1", chroma_port=args.server_port,
-                                              collection="benchingest"), embedder=emb)
+        srv = build_pipeline(
+            settings.replace(chroma_host="127.0.0.1", chroma_port=args.server_port, collection="benchingest"),
+            embedder=emb,
+        )
     if not args.no_baseline:
         from bench import baseline_langchain as lc
 
         lc_store = lc.open_store(emb, work / "langchain-store")
-    names = ["raw", "pipeline"] + (["server"] if srv else []) + (["langchain"] if lc_store is not None else [])
+    names = (
+        ["raw", "pipeline"] + (["server"] if srv else []) + (["langchain"] if lc_store is not None else [])
+    )
     seconds = {n: 0.0 for n in names}
     made = {n: 0 for n in names}
     raw_vectors = []
     for i in range(len(parts)):
-        for name in names[i % len(names):] + names[: i % len(names)]:
+        for name in names[i % len(names) :] + names[: i % len(names)]:
             if name == "raw":
                 vecs, t = _timed(emb.embed, part_texts[i])
                 raw_vectors.append(vecs)
@@ -168,12 +186,20 @@ def main() -> None:
                 made["lc_over_254"] += got["over_254_tokens"]
             else:
                 report, t = _timed((pipe if name == "pipeline" else srv).ingest, [folder / f"part-{i}"])
-                assert report.ok and report.chunks == len(part_texts[i]), (name, report.rejected, report.chunks)
+                assert report.ok and report.chunks == len(part_texts[i]), (
+                    name,
+                    report.rejected,
+                    report.chunks,
+                )
                 n = report.chunks
             seconds[name] += t
             made[name] += n
-        print(f"[ingest] part {i + 1}/{len(parts)}: " + ", ".join(
-            f"{k} {made[k] / seconds[k]:.1f}" for k in names) + f" chunks/s; load {load()}", flush=True)
+        print(
+            f"[ingest] part {i + 1}/{len(parts)}: "
+            + ", ".join(f"{k} {made[k] / seconds[k]:.1f}" for k in names)
+            + f" chunks/s; load {load()}",
+            flush=True,
+        )
     vectors = np.concatenate(raw_vectors)
     cps = {n: made[n] / seconds[n] for n in names}
     res["peak_rss_mb_after_ingests"] = peak_rss_mb()
@@ -187,14 +213,21 @@ def main() -> None:
         "load": load(),
     }
     if srv:
-        res["server_ingest"] = {"chunks_per_s": round(cps["server"], 2), "seconds": round(seconds["server"], 2),
-                                "ratio_to_raw": round(cps["server"] / cps["raw"], 3),
-                                "ratio_to_embedded_pipeline": round(cps["server"] / cps["pipeline"], 3)}
+        res["server_ingest"] = {
+            "chunks_per_s": round(cps["server"], 2),
+            "seconds": round(seconds["server"], 2),
+            "ratio_to_raw": round(cps["server"] / cps["raw"], 3),
+            "ratio_to_embedded_pipeline": round(cps["server"] / cps["pipeline"], 3),
+        }
     if lc_store is not None:
         res["langchain_ingest"] = {
-            "splitter": lc.SPLITTER, "chunks": made["langchain"], "seconds": round(seconds["langchain"], 2),
-            "chunks_per_s": round(cps["langchain"], 2), "tokens": made["lc_tokens"],
-            "over_254_tokens": made["lc_over_254"], "store_mb": folder_mb(work / "langchain-store"),
+            "splitter": lc.SPLITTER,
+            "chunks": made["langchain"],
+            "seconds": round(seconds["langchain"], 2),
+            "chunks_per_s": round(cps["langchain"], 2),
+            "tokens": made["lc_tokens"],
+            "over_254_tokens": made["lc_over_254"],
+            "store_mb": folder_mb(work / "langchain-store"),
             "dossier_tokens": int(sum(tokens)),
             "pipeline_speedup_same_corpus": round(seconds["langchain"] / seconds["pipeline"], 3),
             "pipeline_speedup_chunks_per_s": round(cps["pipeline"] / cps["langchain"], 3),
@@ -204,19 +237,26 @@ def main() -> None:
     # --- the base set for large stores, and how close recombined vectors are to real ones ------------
     base = [corpus.BaseChunk(c.text, c.title, c.date, c.source) for c in flat]
     np.save(work / "base-vectors.npy", np.asarray(vectors, dtype=np.float32))
-    (work / "base-chunks.json").write_text(json.dumps({
-        "embedder": emb.name, "dim": emb.dim, "chunks": [b.__dict__ for b in base]}), encoding="utf-8")
+    (work / "base-chunks.json").write_text(
+        json.dumps({"embedder": emb.name, "dim": emb.dim, "chunks": [b.__dict__ for b in base]}),
+        encoding="utf-8",
+    )
     items = list(corpus.synthesize(base, vectors, 64, seed=99, count_tokens=emb.count_tokens))
     sample = [c for _, cs, _ in items for c in cs]
     mixed = np.concatenate([v for _, _, v in items])
     real = emb.embed([c.text for c in sample])
     cos = np.sum(real * mixed, axis=1)
-    res["synthesis_check"] = {"n": len(sample), "cos_mixed_vs_real_mean": round(float(cos.mean()), 4),
-                              "cos_min": round(float(cos.min()), 4)}
+    res["synthesis_check"] = {
+        "n": len(sample),
+        "cos_mixed_vs_real_mean": round(float(cos.mean()), 4),
+        "cos_min": round(float(cos.min()), 4),
+    }
 
     # --- the same questions through every system, interleaved ------------------------------------------
-    systems = {"embedded_search_hybrid": lambda q: pipe.search(q),
-               "embedded_search_dense": lambda q: pipe.search(q, method="dense")}
+    systems = {
+        "embedded_search_hybrid": lambda q: pipe.search(q),
+        "embedded_search_dense": lambda q: pipe.search(q, method="dense"),
+    }
     if srv:
         systems["server_search_hybrid"] = lambda q: srv.search(q)
     if lc_store is not None:

@@ -32,8 +32,13 @@ def stats(samples: list[float]) -> dict[str, float]:
     def pct(p: float) -> float:  # nearest-rank percentile
         return xs[min(len(xs) - 1, max(0, math.ceil(p / 100 * len(xs)) - 1))]
 
-    return {"n": len(xs), "p50_ms": round(pct(50) * 1000, 2), "p95_ms": round(pct(95) * 1000, 2),
-            "mean_ms": round(sum(xs) / len(xs) * 1000, 2), "max_ms": round(xs[-1] * 1000, 2)}
+    return {
+        "n": len(xs),
+        "p50_ms": round(pct(50) * 1000, 2),
+        "p95_ms": round(pct(95) * 1000, 2),
+        "mean_ms": round(sum(xs) / len(xs) * 1000, 2),
+        "max_ms": round(xs[-1] * 1000, 2),
+    }
 
 
 def peak_rss_mb() -> float:
@@ -63,8 +68,16 @@ def machine() -> dict[str, Any]:
     import psutil
 
     versions = {}
-    for dist in ("chromadb", "onnxruntime", "bm25s", "numpy", "tokenizers", "langchain-chroma", "langchain-core",
-                 "langchain-text-splitters"):
+    for dist in (
+        "chromadb",
+        "onnxruntime",
+        "bm25s",
+        "numpy",
+        "tokenizers",
+        "langchain-chroma",
+        "langchain-core",
+        "langchain-text-splitters",
+    ):
         try:
             versions[dist] = md.version(dist)
         except md.PackageNotFoundError:
@@ -77,8 +90,14 @@ def machine() -> dict[str, Any]:
                 break
     except OSError:
         pass
-    return {"cpus": os.cpu_count(), "cpu": cpu, "ram_gib": round(psutil.virtual_memory().total / 2**30, 1),
-            "python": platform.python_version(), "platform": platform.platform(), "versions": versions}
+    return {
+        "cpus": os.cpu_count(),
+        "cpu": cpu,
+        "ram_gib": round(psutil.virtual_memory().total / 2**30, 1),
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "versions": versions,
+    }
 
 
 def emit(result: dict[str, Any], out: str | None) -> None:
@@ -90,14 +109,22 @@ def emit(result: dict[str, Any], out: str | None) -> None:
         print(text)
 
 
-def run_child(module: str, args: list[str], *, timeout: float, env: dict[str, str] | None = None) -> dict[str, Any]:
+def run_child(
+    module: str, args: list[str], *, timeout: float, env: dict[str, str] | None = None
+) -> dict[str, Any]:
     """Run ``python -m module args --out F`` in a fresh process; its JSON result plus wall time and exit code."""
     out = Path(os.environ.get("TMPDIR", "/tmp")) / f"bench-{os.getpid()}-{time.monotonic_ns()}.json"
     cmd = [sys.executable, "-m", module, *args, "--out", str(out)]
     started = time.perf_counter()
     try:
-        proc = subprocess.run(cmd, cwd=REPO, env={**os.environ, **(env or {})}, timeout=timeout,
-                              stdout=sys.stderr, stderr=sys.stderr)
+        proc = subprocess.run(
+            cmd,
+            cwd=REPO,
+            env={**os.environ, **(env or {})},
+            timeout=timeout,
+            stdout=sys.stderr,
+            stderr=sys.stderr,
+        )
         code = proc.returncode
     except subprocess.TimeoutExpired:
         code = "timeout"
@@ -126,9 +153,13 @@ def start_chroma(path: Path, port: int, log: Path) -> subprocess.Popen:
     exe = Path(sys.executable).parent / "chroma"
     path.mkdir(parents=True, exist_ok=True)
     log_file = open(log, "ab")
-    proc = subprocess.Popen([str(exe), "run", "--path", str(path), "--host", "127.0.0.1", "--port", str(port)],
-                            stdout=log_file, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                            env={**os.environ, "ANONYMIZED_TELEMETRY": "False"})
+    proc = subprocess.Popen(
+        [str(exe), "run", "--path", str(path), "--host", "127.0.0.1", "--port", str(port)],
+        stdout=log_file,
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
+        env={**os.environ, "ANONYMIZED_TELEMETRY": "False"},
+    )
     log_file.close()
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:

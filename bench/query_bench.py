@@ -28,8 +28,11 @@ def _settings(store: Path, port: int | None):
     from rag.config import Settings
 
     if port:
-        return Settings(store=store.parent / f"{store.name}-unused-client-folder", chroma_host="127.0.0.1",
-                        chroma_port=port)
+        return Settings(
+            store=store.parent / f"{store.name}-unused-client-folder",
+            chroma_host="127.0.0.1",
+            chroma_port=port,
+        )
     return Settings(store=store)
 
 
@@ -47,10 +50,13 @@ def build(work: Path, n: int, store_dir: Path, seed: int) -> dict[str, Any]:
     settings = _settings(store_dir, None)
     embedder = build_embedder(settings)  # for count_tokens, and to check the base set's embedder
     if embedder.name != meta["embedder"]:
-        raise SystemExit(f"base set was embedded with {meta['embedder']}, the configured embedder is {embedder.name}")
+        raise SystemExit(
+            f"base set was embedded with {meta['embedder']}, the configured embedder is {embedder.name}"
+        )
     client, location = build_chroma_client(settings)
-    store = Store(client, prefix=settings.collection, embedder_name=embedder.name, dim=embedder.dim,
-                  location=location)
+    store = Store(
+        client, prefix=settings.collection, embedder_name=embedder.name, dim=embedder.dim, location=location
+    )
     t0 = time.perf_counter()
     written, docs, t_write, group, next_note = 0, 0, 0.0, [], n / 10
     items = corpus.synthesize(base, vectors, n, seed=seed, count_tokens=embedder.count_tokens)
@@ -61,15 +67,26 @@ def build(work: Path, n: int, store_dir: Path, seed: int) -> dict[str, Any]:
             written, t_write = _flush(store, group, written, t_write)
             group = []
             if written >= next_note:
-                print(f"[build {n}] {written} chunks, {time.perf_counter() - t0:.0f} s, load {load()}", flush=True)
+                print(
+                    f"[build {n}] {written} chunks, {time.perf_counter() - t0:.0f} s, load {load()}",
+                    flush=True,
+                )
                 next_note += n / 10
     written, t_write = _flush(store, group, written, t_write)
     total = time.perf_counter() - t0
     assert store.count_chunks() == written
-    return {"chunks": written, "documents": docs, "seconds": round(total, 2), "store_write_s": round(t_write, 2),
-            "write_chunks_per_s": round(written / t_write, 1), "base_chunks": len(base),
-            "reuse_per_base_chunk": round(written / len(base), 1), "store_mb": folder_mb(store_dir),
-            "peak_rss_mb": peak_rss_mb(), "load": load()}
+    return {
+        "chunks": written,
+        "documents": docs,
+        "seconds": round(total, 2),
+        "store_write_s": round(t_write, 2),
+        "write_chunks_per_s": round(written / t_write, 1),
+        "base_chunks": len(base),
+        "reuse_per_base_chunk": round(written / len(base), 1),
+        "store_mb": folder_mb(store_dir),
+        "peak_rss_mb": peak_rss_mb(),
+        "load": load(),
+    }
 
 
 def _flush(store, group, written: int, t_write: float) -> tuple[int, float]:
@@ -92,10 +109,16 @@ def cold(store_dir: Path, port: int | None, question: str) -> dict[str, Any]:
     answer = pipe.ask(question)
     t3 = time.perf_counter()
     since_start = time.time() - psutil.Process().create_time()
-    return {"import_s": round(t1 - t0, 3), "build_pipeline_s": round(t2 - t1, 3), "first_ask_s": round(t3 - t2, 3),
-            "process_start_to_answer_s": round(since_start, 2), "answer_timings": answer.timings,
-            "snapshot_on_disk_mb": folder_mb(store_dir / "dossier-snapshot"), "peak_rss_mb": peak_rss_mb(),
-            "load": load()}
+    return {
+        "import_s": round(t1 - t0, 3),
+        "build_pipeline_s": round(t2 - t1, 3),
+        "first_ask_s": round(t3 - t2, 3),
+        "process_start_to_answer_s": round(since_start, 2),
+        "answer_timings": answer.timings,
+        "snapshot_on_disk_mb": folder_mb(store_dir / "dossier-snapshot"),
+        "peak_rss_mb": peak_rss_mb(),
+        "load": load(),
+    }
 
 
 def latency(store_dir: Path, port: int | None, n: int, warm_n: int) -> dict[str, Any]:
@@ -110,8 +133,11 @@ def latency(store_dir: Path, port: int | None, n: int, warm_n: int) -> dict[str,
     for q in corpus.questions(warm_n, skip=corpus.WARM_QUESTIONS):
         pipe.ask(q)
     search_qs, ask_qs = corpus.questions(n, skip=0), corpus.questions(n, skip=n)
-    res: dict[str, Any] = {"chunks": pipe.store.count_chunks(), "first_search_s": round(first, 2),
-                           "load_start": load()}
+    res: dict[str, Any] = {
+        "chunks": pipe.store.count_chunks(),
+        "first_search_s": round(first, 2),
+        "load_start": load(),
+    }
     times = []
     for q in search_qs:
         t = time.perf_counter()

@@ -31,7 +31,9 @@ def _filters(p: argparse.ArgumentParser) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of every subcommand."""
-    parser = argparse.ArgumentParser(prog="rag", description="Dossier: cited answers and briefs from your reports.")
+    parser = argparse.ArgumentParser(
+        prog="rag", description="Dossier: cited answers and briefs from your reports."
+    )
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("ingest", help="load, chunk, embed and store files or folders")
     p.add_argument("paths", nargs="+", type=Path)
@@ -59,7 +61,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--output", type=Path, help="file to write the export to")
     _filters(p)
     _common(p)
-    p = sub.add_parser("reindex", help="re-chunk and re-embed every stored report with the configured embedder")
+    p = sub.add_parser(
+        "reindex", help="re-chunk and re-embed every stored report with the configured embedder"
+    )
     _common(p)
     p = sub.add_parser("status", help="mode, embedder, store location and size")
     _common(p)
@@ -134,7 +138,11 @@ def cmd_forget(args: argparse.Namespace) -> int:
     from rag.pipeline import build_pipeline
 
     removed = build_pipeline(_settings(args)).forget(args.source)
-    msg = f"forgot {args.source}" if removed else f"no stored report is named {args.source!r} (see `rag sources`)"
+    msg = (
+        f"forgot {args.source}"
+        if removed
+        else f"no stored report is named {args.source!r} (see `rag sources`)"
+    )
     _emit(args, {"source": args.source, "removed": removed}, msg)
     return 0 if removed else 1
 
@@ -142,8 +150,9 @@ def cmd_forget(args: argparse.Namespace) -> int:
 def cmd_search(args: argparse.Namespace) -> int:
     from rag.pipeline import build_pipeline
 
-    hits = build_pipeline(_settings(args)).search(args.query, top_k=args.top_k, filters=_make_filters(args),
-                                                  method=args.method)
+    hits = build_pipeline(_settings(args)).search(
+        args.query, top_k=args.top_k, filters=_make_filters(args), method=args.method
+    )
     text = "\n\n".join(
         f"[{n}] {h.chunk.source} [{h.chunk.start}:{h.chunk.end}) score={h.score:.4f}\n{h.chunk.text}"
         for n, h in enumerate(hits, 1)
@@ -191,8 +200,12 @@ def cmd_reindex(args: argparse.Namespace) -> int:
 
     pipe = build_pipeline(_settings(args), reindex=True)
     report = pipe.reindex(progress=_progress_bar("reindexing"))
-    _emit(args, report.to_dict(), f"re-embedded {len(report.updated) + len(report.added)} reports "
-                                  f"({report.chunks} chunks) with {pipe.embedder.name}")
+    _emit(
+        args,
+        report.to_dict(),
+        f"re-embedded {len(report.updated) + len(report.added)} reports "
+        f"({report.chunks} chunks) with {pipe.embedder.name}",
+    )
     return 0 if report.ok else 1
 
 
@@ -217,8 +230,16 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 
 COMMANDS = {
-    "ingest": cmd_ingest, "sources": cmd_sources, "forget": cmd_forget, "search": cmd_search, "ask": cmd_ask,
-    "brief": cmd_brief, "reindex": cmd_reindex, "status": cmd_status, "config": cmd_config, "eval": cmd_eval,
+    "ingest": cmd_ingest,
+    "sources": cmd_sources,
+    "forget": cmd_forget,
+    "search": cmd_search,
+    "ask": cmd_ask,
+    "brief": cmd_brief,
+    "reindex": cmd_reindex,
+    "status": cmd_status,
+    "config": cmd_config,
+    "eval": cmd_eval,
 }
 
 

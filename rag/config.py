@@ -29,7 +29,9 @@ class Settings:
 
     # --- storage -------------------------------------------------------------
     store: Path = _f(Path(".dossier/store"), "Folder of the embedded Chroma store.", env="RAG_STORE")
-    chroma_host: str | None = _f(None, "Chroma server host; when set, use chromadb.HttpClient instead of the folder.")
+    chroma_host: str | None = _f(
+        None, "Chroma server host; when set, use chromadb.HttpClient instead of the folder."
+    )
     chroma_port: int = _f(8000, "Chroma server port (with RAG_CHROMA_HOST).")
     collection: str = _f("dossier", "Prefix of the Chroma collection names.")
 
@@ -52,9 +54,13 @@ class Settings:
 
     # --- retrieval -----------------------------------------------------------
     top_k: int = _f(6, "Passages returned by search and given to answers.")
-    candidates: int = _f(40, "Candidates taken from each retriever before fusion (tuned on the MultiHop-RAG dev split).")
+    candidates: int = _f(
+        40, "Candidates taken from each retriever before fusion (tuned on the MultiHop-RAG dev split)."
+    )
     rrf_k: int = _f(20, "Reciprocal-rank-fusion constant (tuned on the MultiHop-RAG dev split).")
-    dense_weight: float = _f(0.2, "Weight of the dense ranking in fusion (tuned on the MultiHop-RAG dev split).")
+    dense_weight: float = _f(
+        0.2, "Weight of the dense ranking in fusion (tuned on the MultiHop-RAG dev split)."
+    )
     lexical_weight: float = _f(1.0, "Weight of the BM25 ranking in fusion.")
     dedupe_threshold: float = _f(0.8, "Word-shingle containment above which two passages count as one.")
 

@@ -28,7 +28,9 @@ def build_chroma_client(settings: Settings) -> tuple[Any, str]:
     if settings.server_mode:
         location = f"http://{settings.chroma_host}:{settings.chroma_port}"
         try:
-            client = chromadb.HttpClient(host=settings.chroma_host, port=settings.chroma_port, settings=chroma_settings)
+            client = chromadb.HttpClient(
+                host=settings.chroma_host, port=settings.chroma_port, settings=chroma_settings
+            )
             client.heartbeat()
         except Exception as exc:
             raise StoreError(
@@ -43,7 +45,9 @@ def build_chroma_client(settings: Settings) -> tuple[Any, str]:
         path.mkdir(parents=True, exist_ok=True)
         client = chromadb.PersistentClient(path=str(path), settings=chroma_settings)
     except Exception as exc:
-        raise StoreError(f"Cannot open the store folder {path}: {exc}", hint="Check RAG_STORE / --store.") from exc
+        raise StoreError(
+            f"Cannot open the store folder {path}: {exc}", hint="Check RAG_STORE / --store."
+        ) from exc
     return client, str(path)
 
 
@@ -71,14 +75,26 @@ class Pipeline:
     def ingest(self, paths: list[Path | str], progress: Progress | None = None) -> IngestReport:
         """Load and index files or folders; bad files are reported, good ones stored."""
         return ingest_paths(
-            [Path(p) for p in paths], store=self.store, embedder=self.embedder, chunker=self.chunker,
-            max_bytes=int(self.settings.max_file_mb * 1024 * 1024), progress=progress,
+            [Path(p) for p in paths],
+            store=self.store,
+            embedder=self.embedder,
+            chunker=self.chunker,
+            max_bytes=int(self.settings.max_file_mb * 1024 * 1024),
+            progress=progress,
         )
 
-    def ingest_documents(self, docs: list[Document], progress: Progress | None = None, force: bool = False) -> IngestReport:
+    def ingest_documents(
+        self, docs: list[Document], progress: Progress | None = None, force: bool = False
+    ) -> IngestReport:
         """Index already-loaded documents (evaluation corpora, reindex)."""
-        return ingest_documents(docs, store=self.store, embedder=self.embedder, chunker=self.chunker,
-                                progress=progress, force=force)
+        return ingest_documents(
+            docs,
+            store=self.store,
+            embedder=self.embedder,
+            chunker=self.chunker,
+            progress=progress,
+            force=force,
+        )
 
     def sources(self) -> list[SourceInfo]:
         """Stored reports, sorted by source name."""
@@ -103,8 +119,9 @@ class Pipeline:
 
     # --- questions and briefs ----------------------------------------------------------
 
-    def search(self, query: str, *, top_k: int | None = None, filters: Filters | None = None,
-               method: str = "hybrid") -> list[Hit]:
+    def search(
+        self, query: str, *, top_k: int | None = None, filters: Filters | None = None, method: str = "hybrid"
+    ) -> list[Hit]:
         """Retrieved passages with scores and spans."""
         return self.retriever.search(query, top_k=top_k, filters=filters, method=method)
 
@@ -113,8 +130,9 @@ class Pipeline:
         if self._answerer is None:
             from rag.answer.answerer import Answerer
 
-            self._answerer = Answerer(self.retriever, self.embedder, self.settings, chat=self.chat,
-                                      token_counter=self.token_counter)
+            self._answerer = Answerer(
+                self.retriever, self.embedder, self.settings, chat=self.chat, token_counter=self.token_counter
+            )
         return self._answerer
 
     @property
@@ -122,7 +140,9 @@ class Pipeline:
         if self._summarizer is None:
             from rag.summarize.summarizer import Summarizer
 
-            self._summarizer = Summarizer(self.embedder, self.chat, self.token_counter, settings=self.settings)
+            self._summarizer = Summarizer(
+                self.embedder, self.chat, self.token_counter, settings=self.settings
+            )
         return self._summarizer
 
     def ask(self, question: str, **kwargs: Any) -> Answer:
@@ -134,7 +154,8 @@ class Pipeline:
         filters = filters or Filters()
         infos = self.sources()
         chosen = [
-            i.source for i in infos
+            i.source
+            for i in infos
             if (not filters.sources or i.source in filters.sources)
             and (not (filters.date_from or filters.date_to) or _in_range(i.date, filters))
         ]
@@ -154,7 +175,9 @@ class Pipeline:
         docs = self.select_documents(filters)
         if not docs:
             what = (filters or Filters()).describe()
-            raise RagError(f"No stored report matches {what}.", hint="Check `rag sources` for names and dates.")
+            raise RagError(
+                f"No stored report matches {what}.", hint="Check `rag sources` for names and dates."
+            )
         return docs
 
     def status(self) -> dict[str, Any]:
@@ -192,7 +215,9 @@ def _folder_size(path: Path) -> int:
 
 
 def _open_store(client: Any, settings: Settings, embedder: Any, location: str) -> Store:
-    return Store(client, prefix=settings.collection, embedder_name=embedder.name, dim=embedder.dim, location=location)
+    return Store(
+        client, prefix=settings.collection, embedder_name=embedder.name, dim=embedder.dim, location=location
+    )
 
 
 def build_pipeline(
@@ -223,7 +248,11 @@ def build_pipeline(
         client.delete_collection(f"{settings.collection}_chunks")
         store = _open_store(client, settings, embedder, location)
     cap = (embedder.max_tokens - 2) if embedder.max_tokens else 8000
-    chunker = Chunker(embedder.count_tokens, chunk_tokens=min(settings.chunk_tokens, cap),
-                      overlap=settings.chunk_overlap, max_tokens=cap)
+    chunker = Chunker(
+        embedder.count_tokens,
+        chunk_tokens=min(settings.chunk_tokens, cap),
+        overlap=settings.chunk_overlap,
+        max_tokens=cap,
+    )
     counter = TokenCounter(settings.llm_model) if chat is not None else None
     return Pipeline(settings, embedder, store, chunker, Retriever(store, embedder, settings), chat, counter)

@@ -19,8 +19,14 @@ def answer_text(answer: Answer) -> str:
             lines.append(f"{s.text} {marks}{flag}")
     else:
         lines.append(answer.answer)
-    lines.append(f"\nmode: {answer.mode}" + (" (no LLM configured: answers are sentences taken from the reports)"
-                                            if answer.mode == "extractive" else ""))
+    lines.append(
+        f"\nmode: {answer.mode}"
+        + (
+            " (no LLM configured: answers are sentences taken from the reports)"
+            if answer.mode == "extractive"
+            else ""
+        )
+    )
     if answer.citations:
         lines.append("sources:")
         for c in answer.citations:

@@ -57,8 +57,13 @@ class Hit:
 
     def to_dict(self) -> dict[str, Any]:
         d = self.chunk.to_dict()
-        d.update(score=self.score, dense_rank=self.dense_rank, lexical_rank=self.lexical_rank,
-                 dense_score=self.dense_score, lexical_score=self.lexical_score)
+        d.update(
+            score=self.score,
+            dense_rank=self.dense_rank,
+            lexical_rank=self.lexical_rank,
+            dense_score=self.dense_score,
+            lexical_score=self.lexical_score,
+        )
         return d
 
 

@@ -16,7 +16,9 @@ from tests.conftest import REPO, SAMPLE
 RAG = [sys.executable, "-m", "rag.cli"]
 
 
-def rag(*args: str, store: Path, check: int | None = 0, env: dict | None = None) -> subprocess.CompletedProcess:
+def rag(
+    *args: str, store: Path, check: int | None = 0, env: dict | None = None
+) -> subprocess.CompletedProcess:
     full_env = {**os.environ, "RAG_STORE": str(store), **(env or {})}
     proc = subprocess.run([*RAG, *args], capture_output=True, text=True, env=full_env, cwd=REPO, timeout=300)
     if check is not None:

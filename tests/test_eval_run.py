@@ -13,7 +13,9 @@ from rag.evaluation.scoring import read_run
 @pytest.fixture(scope="module")
 def gold_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("eval")
-    code = main(["eval", "--suite", "gold", "--out", str(out / "out"), "--store", str(out / "store"), "--gate"])
+    code = main(
+        ["eval", "--suite", "gold", "--out", str(out / "out"), "--store", str(out / "store"), "--gate"]
+    )
     return code, out / "out"
 
 
@@ -46,8 +48,22 @@ def test_gate_fails_below_a_floor(gold_run, tmp_path):
     _, out = gold_run
     strict = tmp_path / "strict.toml"
     strict.write_text('[floors]\n"gold/hits_at_10_doc" = 1.01\n')
-    code = main(["eval", "--suite", "gold", "--stage", "score", "--run-file", str(out / "run.jsonl"),
-                 "--out", str(tmp_path / "rescored"), "--gate", "--thresholds", str(strict)])
+    code = main(
+        [
+            "eval",
+            "--suite",
+            "gold",
+            "--stage",
+            "score",
+            "--run-file",
+            str(out / "run.jsonl"),
+            "--out",
+            str(tmp_path / "rescored"),
+            "--gate",
+            "--thresholds",
+            str(strict),
+        ]
+    )
     assert code == 1
 
 
@@ -63,8 +79,24 @@ def test_gate_flags_a_regression_against_a_baseline(gold_run, tmp_path):
     base.write_text(json.dumps(better))
     th = tmp_path / "reg.toml"
     th.write_text('[regression]\nmax_drop = 0.05\nmetrics = ["gold/exact_match", "gold/hits_at_10_doc"]\n')
-    code = main(["eval", "--suite", "gold", "--stage", "score", "--run-file", str(out / "run.jsonl"),
-                 "--out", str(tmp_path / "cmp"), "--gate", "--thresholds", str(th), "--baseline", str(base)])
+    code = main(
+        [
+            "eval",
+            "--suite",
+            "gold",
+            "--stage",
+            "score",
+            "--run-file",
+            str(out / "run.jsonl"),
+            "--out",
+            str(tmp_path / "cmp"),
+            "--gate",
+            "--thresholds",
+            str(th),
+            "--baseline",
+            str(base),
+        ]
+    )
     # Extractive answers are whole sentences, so they are never exact matches: a drop on every question.
     assert scored["metrics"]["gold/exact_match"]["value"] == 0.0
     assert code == 1

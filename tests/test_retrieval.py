@@ -66,8 +66,12 @@ def test_near_duplicate_passages_take_one_slot(settings, embedder, corpus_dir, t
 
     def near_pairs(hits) -> int:
         sh = [shingles(h.chunk.text) for h in hits]
-        return sum(containment(sh[i], sh[j]) >= settings.dedupe_threshold
-                   for i in range(len(sh)) for j in range(len(sh)) if i != j)
+        return sum(
+            containment(sh[i], sh[j]) >= settings.dedupe_threshold
+            for i in range(len(sh))
+            for j in range(len(sh))
+            if i != j
+        )
 
     pipe = build_pipeline(settings, embedder=embedder)
     pipe.ingest([lib])
@@ -153,7 +157,9 @@ def test_snapshot_save_survives_other_processes_tmp_folders_vanishing(settings, 
     assert len(_snapshot_folders(settings)) == 1
 
 
-def test_filtered_dense_search_matches_chromas_where_on_every_path(settings, embedder, corpus_dir, monkeypatch):
+def test_filtered_dense_search_matches_chromas_where_on_every_path(
+    settings, embedder, corpus_dir, monkeypatch
+):
     """Filters are applied from the snapshot (over-fetch, exact scoring, or Chroma's ``where`` as the last
     resort); each path must return what Chroma's own filtered query returns."""
     import numpy as np
@@ -166,8 +172,11 @@ def test_filtered_dense_search_matches_chromas_where_on_every_path(settings, emb
     retriever = pipe.retriever
     snap = retriever.snapshot()
     sources = sorted({c.source for c in snap.chunks.values()})
-    filters = [Filters(sources=tuple(sources[:2])), Filters(sources=tuple(sources[: len(sources) - 3])),
-               Filters(sources=(SAMPLE.name,))]
+    filters = [
+        Filters(sources=tuple(sources[:2])),
+        Filters(sources=tuple(sources[: len(sources) - 3])),
+        Filters(sources=(SAMPLE.name,)),
+    ]
     queries = ["who co-chaired the meeting in Moscow", "company earnings and market share", "court ruling"]
 
     def by_where(vec, f, n):

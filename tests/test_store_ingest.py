@@ -67,7 +67,9 @@ def test_ingest_is_idempotent(pipe, library):
 def test_edited_file_replaces_its_chunks(pipe, library):
     pipe.ingest([library])
     old_id = pipe.store.committed()["weather.txt"].doc_id
-    (library / "weather.txt").write_text("Snow is now forecast for Scotland on Monday, with roads likely closed.")
+    (library / "weather.txt").write_text(
+        "Snow is now forecast for Scotland on Monday, with roads likely closed."
+    )
     report = pipe.ingest([library])
     assert [u["source"] for u in report.updated] == ["weather.txt"]
     assert len(report.unchanged) == 3
@@ -107,7 +109,9 @@ def test_interrupted_write_is_invisible_and_repaired(pipe, library):
     pipe.store.begin(doc)
     pipe.store.add_chunks(chunks, pipe.embedder.embed([c.text for c in chunks]))
     # -- simulated crash here: no commit --
-    assert all(h.chunk.source != "weather.txt" for h in pipe.search("heavy rain north of England forecasters"))
+    assert all(
+        h.chunk.source != "weather.txt" for h in pipe.search("heavy rain north of England forecasters")
+    )
     report = pipe.ingest([library])
     assert "weather.txt" in {a["source"] for a in report.added}
     assert report.repaired == ["weather.txt"]
@@ -117,8 +121,13 @@ def test_interrupted_write_is_invisible_and_repaired(pipe, library):
 def test_store_refuses_another_embedder(pipe, library, settings):
     pipe.ingest([library])
     with pytest.raises(EmbedderMismatchError) as err:
-        Store(pipe.store.client, prefix=settings.collection, embedder_name="openai/text-embedding-3-small",
-              dim=1536, location=str(settings.store))
+        Store(
+            pipe.store.client,
+            prefix=settings.collection,
+            embedder_name="openai/text-embedding-3-small",
+            dim=1536,
+            location=str(settings.store),
+        )
     msg = str(err.value)
     assert "local/all-MiniLM-L6-v2" in msg and "rag reindex" in msg and "RAG_EMBEDDER" in msg
 
@@ -126,8 +135,11 @@ def test_store_refuses_another_embedder(pipe, library, settings):
 def test_reindex_with_another_embedder(settings, embedder, library, fake_openai):
     """A store built locally, reopened with an OpenAI-compatible embedder: refused, then rebuilt by reindex."""
     build_pipeline(settings, embedder=embedder).ingest([library])
-    remote = settings.replace(embedder="openai/compat-embed-16", openai_api_key="sk-test-reindex",
-                              openai_base_url=fake_openai.base_url)
+    remote = settings.replace(
+        embedder="openai/compat-embed-16",
+        openai_api_key="sk-test-reindex",
+        openai_base_url=fake_openai.base_url,
+    )
     with pytest.raises(EmbedderMismatchError):
         build_pipeline(remote)
     pipe = build_pipeline(remote, reindex=True)

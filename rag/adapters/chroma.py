@@ -145,8 +145,13 @@ class Store:
             return None
         meta, text = got["metadatas"][0], got["documents"][0]
         return Document(
-            source=meta["source"], title=meta.get("title", ""), text=text, date=meta.get("date") or None,
-            date_note=meta.get("date_note", ""), format=meta.get("format", ""), doc_id=meta["doc_id"],
+            source=meta["source"],
+            title=meta.get("title", ""),
+            text=text,
+            date=meta.get("date") or None,
+            date_note=meta.get("date_note", ""),
+            format=meta.get("format", ""),
+            doc_id=meta["doc_id"],
         )
 
     def documents(self, sources: Iterable[str] | None = None) -> list[Document]:
@@ -180,7 +185,10 @@ class Store:
         if not ids:
             return {}
         got = self._call(self.chunks.get, ids=ids, include=["documents", "metadatas"])
-        return {cid: _chunk(cid, doc, meta) for cid, doc, meta in zip(got["ids"], got["documents"], got["metadatas"])}
+        return {
+            cid: _chunk(cid, doc, meta)
+            for cid, doc, meta in zip(got["ids"], got["documents"], got["metadatas"])
+        }
 
     def iter_chunks(self, batch: int = 5000) -> Iterator[Chunk]:
         """Every stored chunk (committed or not), in pages."""
@@ -202,7 +210,10 @@ class Store:
     def begin(self, doc: Document) -> None:
         """Step 1: note that ``doc`` is being written, so a crash can be repaired."""
         self._call(
-            self.docs.upsert, ids=[_PENDING + source_key(doc.source)], embeddings=[_ONE], documents=[""],
+            self.docs.upsert,
+            ids=[_PENDING + source_key(doc.source)],
+            embeddings=[_ONE],
+            documents=[""],
             metadatas=[{"source": doc.source, "doc_id": doc.doc_id, "started": time.time()}],
         )
 
@@ -221,9 +232,16 @@ class Store:
 
     def commit(self, doc: Document, n_chunks: int) -> None:
         """Step 3 and 4: record the report, drop older versions' chunks, clear the pending note."""
-        self._call(self.docs.upsert, ids=[source_key(doc.source)], embeddings=[_ONE], documents=[doc.text],
-                   metadatas=[_doc_meta(doc, n_chunks)])
-        self._call(self.chunks.delete, where={"$and": [{"source": doc.source}, {"doc_id": {"$ne": doc.doc_id}}]})
+        self._call(
+            self.docs.upsert,
+            ids=[source_key(doc.source)],
+            embeddings=[_ONE],
+            documents=[doc.text],
+            metadatas=[_doc_meta(doc, n_chunks)],
+        )
+        self._call(
+            self.chunks.delete, where={"$and": [{"source": doc.source}, {"doc_id": {"$ne": doc.doc_id}}]}
+        )
         self._call(self.docs.delete, ids=[_PENDING + source_key(doc.source)])
         self._bump()
 
@@ -242,33 +260,50 @@ class Store:
         batch = batch if self._in_process else None
         now = time.time()
         pending = [_PENDING + source_key(doc.source) for doc, _, _ in items]
-        self._upsert_docs(pending, [""] * len(items), [
-            {"source": doc.source, "doc_id": doc.doc_id, "started": now} for doc, _, _ in items
-        ])
+        self._upsert_docs(
+            pending,
+            [""] * len(items),
+            [{"source": doc.source, "doc_id": doc.doc_id, "started": now} for doc, _, _ in items],
+        )
         chunks = [c for _, cs, _ in items for c in cs]
         vectors = [np.asarray(v, dtype=np.float32).reshape(len(cs), -1) for _, cs, v in items if len(cs)]
         if chunks:
             self.add_chunks(chunks, np.concatenate(vectors), batch)
-        self._upsert_docs([source_key(doc.source) for doc, _, _ in items], [doc.text for doc, _, _ in items],
-                          [_doc_meta(doc, len(cs)) for doc, cs, _ in items], batch and max(1, batch // 8))
+        self._upsert_docs(
+            [source_key(doc.source) for doc, _, _ in items],
+            [doc.text for doc, _, _ in items],
+            [_doc_meta(doc, len(cs)) for doc, cs, _ in items],
+            batch and max(1, batch // 8),
+        )
         self._delete_stale({doc.source: doc.doc_id for doc, _, _ in items})
         self._call(self.docs.delete, ids=pending)
         self._bump()
 
-    def _upsert_docs(self, ids: list[str], texts: list[str], metas: list[dict], batch: int | None = None) -> None:
+    def _upsert_docs(
+        self, ids: list[str], texts: list[str], metas: list[dict], batch: int | None = None
+    ) -> None:
         step = max(1, min(batch or 5000, 5000, _max_batch(self.client)))
         for i in range(0, len(ids), step):
             n = len(ids[i : i + step])
-            self._call(self.docs.upsert, ids=ids[i : i + step], embeddings=[_ONE] * n,
-                       documents=texts[i : i + step], metadatas=metas[i : i + step])
+            self._call(
+                self.docs.upsert,
+                ids=ids[i : i + step],
+                embeddings=[_ONE] * n,
+                documents=texts[i : i + step],
+                metadatas=metas[i : i + step],
+            )
 
     def _delete_stale(self, current: dict[str, str]) -> None:
         """Delete chunks of these sources whose doc_id is not the committed one (a read, and a write only if any)."""
         names = list(current)
         stale: list[str] = []
         for i in range(0, len(names), 500):
-            got = self._call(self.chunks.get, where={"source": {"$in": names[i : i + 500]}}, include=["metadatas"])
-            stale += [cid for cid, m in zip(got["ids"], got["metadatas"]) if m["doc_id"] != current[m["source"]]]
+            got = self._call(
+                self.chunks.get, where={"source": {"$in": names[i : i + 500]}}, include=["metadatas"]
+            )
+            stale += [
+                cid for cid, m in zip(got["ids"], got["metadatas"]) if m["doc_id"] != current[m["source"]]
+            ]
         for i in range(0, len(stale), 5000):
             self._call(self.chunks.delete, ids=stale[i : i + 5000])
 
@@ -332,9 +367,11 @@ def _failure_hint(location: str, exc: Exception) -> str:
     """What to do when a store call fails: for a server, how to (re)start it on the same address."""
     if not location.startswith(("http://", "https://")):
         if "hnsw segment reader" in str(exc):  # another process wrote the folder while this one had it open
-            return ("Another process (e.g. `rag ingest`) changed this store folder while this one had it open; "
-                    "a store folder is not shared live between processes. Restart this program, or share the "
-                    "store through a Chroma server (RAG_CHROMA_HOST).")
+            return (
+                "Another process (e.g. `rag ingest`) changed this store folder while this one had it open; "
+                "a store folder is not shared live between processes. Restart this program, or share the "
+                "store through a Chroma server (RAG_CHROMA_HOST)."
+            )
         return "Check the store folder (RAG_STORE / --store): it must be readable, writable and not full."
     parts = urlsplit(location)
     return (
@@ -353,15 +390,26 @@ def _max_batch(client: Any) -> int:
 
 def _doc_meta(doc: Document, n_chunks: int) -> dict[str, Any]:
     return {
-        "source": doc.source, "title": doc.title[:500], "date": doc.date or "", "date_note": doc.date_note,
-        "format": doc.format, "doc_id": doc.doc_id, "chunks": n_chunks, "chars": len(doc.text),
+        "source": doc.source,
+        "title": doc.title[:500],
+        "date": doc.date or "",
+        "date_note": doc.date_note,
+        "format": doc.format,
+        "doc_id": doc.doc_id,
+        "chunks": n_chunks,
+        "chars": len(doc.text),
         "ingested_at": time.time(),
     }
 
 
 def _chunk_meta(c: Chunk) -> dict[str, Any]:
     meta: dict[str, Any] = {
-        "doc_id": c.doc_id, "source": c.source, "index": c.index, "start": c.start, "end": c.end, "title": c.title[:300],
+        "doc_id": c.doc_id,
+        "source": c.source,
+        "index": c.index,
+        "start": c.start,
+        "end": c.end,
+        "title": c.title[:300],
     }
     if c.date:
         meta["date"] = c.date
@@ -373,15 +421,27 @@ def _chunk_meta(c: Chunk) -> dict[str, Any]:
 
 def _chunk(cid: str, text: str, meta: dict) -> Chunk:
     return Chunk(
-        chunk_id=cid, doc_id=meta["doc_id"], source=meta["source"], index=int(meta["index"]),
-        start=int(meta["start"]), end=int(meta["end"]), text=text, title=meta.get("title", ""),
+        chunk_id=cid,
+        doc_id=meta["doc_id"],
+        source=meta["source"],
+        index=int(meta["index"]),
+        start=int(meta["start"]),
+        end=int(meta["end"]),
+        text=text,
+        title=meta.get("title", ""),
         date=meta.get("date") or None,
     )
 
 
 def _info(meta: dict) -> SourceInfo:
     return SourceInfo(
-        source=meta["source"], title=meta.get("title", ""), date=meta.get("date") or None,
-        date_note=meta.get("date_note", ""), doc_id=meta["doc_id"], chunks=int(meta.get("chunks", 0)),
-        chars=int(meta.get("chars", 0)), format=meta.get("format", ""), ingested_at=float(meta.get("ingested_at", 0)),
+        source=meta["source"],
+        title=meta.get("title", ""),
+        date=meta.get("date") or None,
+        date_note=meta.get("date_note", ""),
+        doc_id=meta["doc_id"],
+        chunks=int(meta.get("chunks", 0)),
+        chars=int(meta.get("chars", 0)),
+        format=meta.get("format", ""),
+        ingested_at=float(meta.get("ingested_at", 0)),
     )

@@ -91,7 +91,9 @@ def answer_type(question: str) -> str | None:
         r"\bwhere\b|\bwhat (?:city|country|place|venue|location)\b|\bwhich (?:city|country|place)\b", q
     ):
         return "place"
-    if re.search(rf"\bwhat (?:is|was|are|were)\b.*'s {_ROLE_WORDS}\b|\b(?:what|which) {_ROLE_WORDS} {_AUX}\b", q):
+    if re.search(
+        rf"\bwhat (?:is|was|are|were)\b.*'s {_ROLE_WORDS}\b|\b(?:what|which) {_ROLE_WORDS} {_AUX}\b", q
+    ):
         return "role"
     if re.search(r"\bwho(?:m|se)?\b", q):
         return "person"

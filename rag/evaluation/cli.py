@@ -1,9 +1,9 @@
 """`rag eval`: run, score and report in one command, with an optional CI gate.
 
-    rag eval                         # bundled gold set over data/ (offline, no ../shared needed)
-    rag eval --suite fast --gate     # what CI runs: gold + small MultiHop-RAG/CNN-DM/XSum subsets
-    rag eval --suite full            # the numbers in the README
-    rag eval --stage score --run-file eval/runs/fast/run.jsonl   # re-score a saved run
+rag eval                         # bundled gold set over data/ (offline, no ../shared needed)
+rag eval --suite fast --gate     # what CI runs: gold + small MultiHop-RAG/CNN-DM/XSum subsets
+rag eval --suite full            # the numbers in the README
+rag eval --stage score --run-file eval/runs/fast/run.jsonl   # re-score a saved run
 """
 
 from __future__ import annotations
@@ -31,9 +31,19 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--run-file", type=Path, help="run file to score (stage score/report)")
     p.add_argument("--out", type=Path, help="output folder (default: eval/runs/<suite>)")
     p.add_argument("--gate", action="store_true", help="exit 1 when a metric is below its floor or regressed")
-    p.add_argument("--thresholds", type=Path, help="thresholds TOML (default: rag/evaluation/data/thresholds-<suite>.toml)")
-    p.add_argument("--baseline", type=Path, help="scored baseline to compare with (default: rag/evaluation/data/baseline-<suite>.json)")
-    p.add_argument("--save-baseline", action="store_true", help="save this run's scores as the suite's baseline")
+    p.add_argument(
+        "--thresholds",
+        type=Path,
+        help="thresholds TOML (default: rag/evaluation/data/thresholds-<suite>.toml)",
+    )
+    p.add_argument(
+        "--baseline",
+        type=Path,
+        help="scored baseline to compare with (default: rag/evaluation/data/baseline-<suite>.json)",
+    )
+    p.add_argument(
+        "--save-baseline", action="store_true", help="save this run's scores as the suite's baseline"
+    )
 
 
 def _progress() -> Any:
@@ -58,8 +68,15 @@ def _default(path: Path | None, name: str) -> Path | None:
     return candidate if candidate.exists() else None
 
 
-def evaluate(settings: Settings, suite: str, out: Path, *, limit: int | None = None, progress: Any = None,
-             baseline: Path | None = None) -> dict[str, Any]:
+def evaluate(
+    settings: Settings,
+    suite: str,
+    out: Path,
+    *,
+    limit: int | None = None,
+    progress: Any = None,
+    baseline: Path | None = None,
+) -> dict[str, Any]:
     """Run, score and write the reports of one suite; returns the scored result."""
     run_file = run_suite(suite, settings, out, limit=limit, progress=progress)
     scored = score(run_file)
@@ -96,7 +113,9 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     else:
         run_file = args.run_file or out / "run.jsonl"
         if not run_file.exists():
-            raise RagError(f"No run file at {run_file}.", hint="Run `rag eval --stage run` first or pass --run-file.")
+            raise RagError(
+                f"No run file at {run_file}.", hint="Run `rag eval --stage run` first or pass --run-file."
+            )
     scored = score(run_file)
     baseline = _load(_default(args.baseline, f"baseline-{args.suite}.json"))
     paths = write_report(scored, out, baseline)
@@ -120,11 +139,22 @@ def _slim(scored: dict[str, Any]) -> dict[str, Any]:
     return {**{k: v for k, v in scored.items() if k != "questions"}, "questions": rows}
 
 
-def _print_summary(args: argparse.Namespace, scored: dict[str, Any], paths: dict, failures: list[str]) -> None:
+def _print_summary(
+    args: argparse.Namespace, scored: dict[str, Any], paths: dict, failures: list[str]
+) -> None:
     if args.json:
-        print(json.dumps({"metrics": scored["metrics"], "baselines": scored["baselines"],
-                          "anchors": scored["anchors"], "reports": {k: str(v) for k, v in paths.items()},
-                          "gate_failures": failures}, indent=1))
+        print(
+            json.dumps(
+                {
+                    "metrics": scored["metrics"],
+                    "baselines": scored["baselines"],
+                    "anchors": scored["anchors"],
+                    "reports": {k: str(v) for k, v in paths.items()},
+                    "gate_failures": failures,
+                },
+                indent=1,
+            )
+        )
         return
     print(paths["md"].read_text(encoding="utf-8").split("\n## ")[0])
     print(f"reports: {paths['html']} {paths['md']} {paths['json']}")

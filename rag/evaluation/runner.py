@@ -93,16 +93,29 @@ def brief_part(name: str, limit: int | None) -> Part:
 
 SUITES: dict[str, Callable[[int | None], list[Part]]] = {
     "gold": lambda limit: gold_parts(),
-    "fast": lambda limit: gold_parts()
-    + [multihop_part("test", limit or 40, distractors=60), brief_part("cnndm", 40), brief_part("xsum", 40)],
+    "fast": lambda limit: (
+        gold_parts()
+        + [
+            multihop_part("test", limit or 40, distractors=60),
+            brief_part("cnndm", 40),
+            brief_part("xsum", 40),
+        ]
+    ),
     "multihop": lambda limit: [multihop_part("test", limit)],
     "multihop-dev": lambda limit: [multihop_part("dev", limit)],
     "squad": lambda limit: [squad_part("1.1", limit or 1000, "all")],
     "squad2": lambda limit: [squad_part("2.0", limit or 1000, "articles")],
     "briefs": lambda limit: [brief_part("cnndm", limit), brief_part("xsum", limit)],
-    "full": lambda limit: gold_parts()
-    + [multihop_part("test", limit), squad_part("1.1", 1000, "all"), squad_part("2.0", 1000, "articles"),
-       brief_part("cnndm", None), brief_part("xsum", None)],
+    "full": lambda limit: (
+        gold_parts()
+        + [
+            multihop_part("test", limit),
+            squad_part("1.1", 1000, "all"),
+            squad_part("2.0", 1000, "articles"),
+            brief_part("cnndm", None),
+            brief_part("xsum", None),
+        ]
+    ),
 }
 
 
@@ -113,14 +126,17 @@ def parts_for(suite: str, limit: int | None = None) -> list[Part]:
     try:
         return SUITES[suite](limit)
     except ds.DatasetError as exc:
-        raise RagError(f"Suite {suite!r} needs the shared datasets: {exc}",
-                       hint="Run `rag eval --suite gold`, which needs only the bundled files.") from exc
+        raise RagError(
+            f"Suite {suite!r} needs the shared datasets: {exc}",
+            hint="Run `rag eval --suite gold`, which needs only the bundled files.",
+        ) from exc
 
 
 def _git_commit() -> str | None:
     try:
-        out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True,
-                             timeout=5)
+        out = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True, timeout=5
+        )
         return out.stdout.strip() or None
     except (OSError, subprocess.SubprocessError):
         return None
@@ -130,14 +146,24 @@ def _meta(suite: str, settings: Settings, parts: list[Part]) -> dict[str, Any]:
     from rag.prompts import prompt_fingerprint
 
     return {
-        "type": "meta", "suite": suite, "started": time.strftime("%Y-%m-%dT%H:%M:%S"), "commit": _git_commit(),
-        "settings": settings.public_dict(), "fingerprint": settings.fingerprint({"prompts": prompt_fingerprint()}),
+        "type": "meta",
+        "suite": suite,
+        "started": time.strftime("%Y-%m-%dT%H:%M:%S"),
+        "commit": _git_commit(),
+        "settings": settings.public_dict(),
+        "fingerprint": settings.fingerprint({"prompts": prompt_fingerprint()}),
         "parts": {p.name: len(p.cases) for p in parts},
     }
 
 
-def run(suite: str, settings: Settings, out_dir: Path, *, limit: int | None = None,
-        progress: Progress | None = None) -> Path:
+def run(
+    suite: str,
+    settings: Settings,
+    out_dir: Path,
+    *,
+    limit: int | None = None,
+    progress: Progress | None = None,
+) -> Path:
     """Run every part of ``suite`` and write ``out_dir/run.jsonl``; returns its path."""
     from rag.pipeline import build_pipeline
 
@@ -168,14 +194,21 @@ def _index(part: Part, pipe: Any, progress: Progress | None) -> float:
         docs = [load_text(r.text, source=r.source, title=r.title, date=r.date) for r in part.corpus]
         report = pipe.ingest_documents(docs, progress=tick)
     if report.rejected:
-        raise RagError(f"Evaluation corpus {part.name}: {len(report.rejected)} documents rejected, "
-                       f"e.g. {report.rejected[0]}")
+        raise RagError(
+            f"Evaluation corpus {part.name}: {len(report.rejected)} documents rejected, "
+            f"e.g. {report.rejected[0]}"
+        )
     return time.perf_counter() - t0
 
 
 def _run_part(part: Part, pipe: Any, progress: Progress | None) -> Iterator[dict[str, Any]]:
     index_s = _index(part, pipe, progress) if part.kind != "textbrief" else 0.0
-    yield {"type": "index", "part": part.name, "seconds": round(index_s, 3), "chunks": pipe.store.count_chunks()}
+    yield {
+        "type": "index",
+        "part": part.name,
+        "seconds": round(index_s, 3),
+        "chunks": pipe.store.count_chunks(),
+    }
     runner = {"qa": _run_qa, "brief": _run_brief, "textbrief": _run_textbrief}[part.kind]
     for i, case in enumerate(part.cases, 1):
         record = runner(case, pipe)
@@ -189,8 +222,14 @@ def _run_part(part: Part, pipe: Any, progress: Progress | None) -> Iterator[dict
 
 def _hit_row(hit: Any) -> dict[str, Any]:
     c = hit.chunk
-    return {"chunk_id": c.chunk_id, "source": c.source, "start": c.start, "end": c.end, "text": c.text,
-            "score": hit.score}
+    return {
+        "chunk_id": c.chunk_id,
+        "source": c.source,
+        "start": c.start,
+        "end": c.end,
+        "text": c.text,
+        "score": hit.score,
+    }
 
 
 def _run_qa(case: ds.TestCase, pipe: Any) -> dict[str, Any]:
@@ -202,13 +241,23 @@ def _run_qa(case: ds.TestCase, pipe: Any) -> dict[str, Any]:
     try:
         answer = pipe.ask(case.question).to_dict()
     except RagError as exc:
-        answer = {"answer": "", "abstained": False, "error": str(exc), "citations": [], "sentences": [],
-                  "passages": [], "mode": pipe.mode, "usage": {}}
+        answer = {
+            "answer": "",
+            "abstained": False,
+            "error": str(exc),
+            "citations": [],
+            "sentences": [],
+            "passages": [],
+            "mode": pipe.mode,
+            "usage": {},
+        }
     t3 = time.perf_counter()
     for p in answer.get("passages", []):
         p.pop("title", None)
     return {
-        "retrieved": [_hit_row(h) for h in hits], "retrieved_bm25": [_hit_row(h) for h in bm25], "answer": answer,
+        "retrieved": [_hit_row(h) for h in hits],
+        "retrieved_bm25": [_hit_row(h) for h in bm25],
+        "answer": answer,
         "latency": {"search": t1 - t0, "bm25": t2 - t1, "ask": t3 - t2},
     }
 
@@ -220,8 +269,12 @@ def _run_brief(case: ds.TestCase, pipe: Any) -> dict[str, Any]:
     summary = pipe.summary(Filters(sources=tuple(case.sources) or None))
     t2 = time.perf_counter()
     docs = {d.source: d.text for d in pipe.select_documents(Filters(sources=tuple(case.sources) or None))}
-    return {"brief": brief.to_dict(), "summary": summary, "documents": docs,
-            "latency": {"brief": t1 - t0, "summary": t2 - t1}}
+    return {
+        "brief": brief.to_dict(),
+        "summary": summary,
+        "documents": docs,
+        "latency": {"brief": t1 - t0, "summary": t2 - t1},
+    }
 
 
 def _run_textbrief(case: ds.TestCase, pipe: Any) -> dict[str, Any]:
@@ -233,5 +286,10 @@ def _run_textbrief(case: ds.TestCase, pipe: Any) -> dict[str, Any]:
     budget = len(lead.split())  # the same length as the Lead baseline, article by article
     t0 = time.perf_counter()
     ours = extractive_brief_text(case.document, pipe.embedder, max_words=budget)
-    return {"brief_text": ours, "lead": lead, "lead_n": lead_n, "budget": budget,
-            "latency": {"brief": time.perf_counter() - t0}}
+    return {
+        "brief_text": ours,
+        "lead": lead,
+        "lead_n": lead_n,
+        "budget": budget,
+        "latency": {"brief": time.perf_counter() - t0},
+    }

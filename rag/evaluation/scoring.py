@@ -75,7 +75,9 @@ def _cited_sentences(answer: dict[str, Any]) -> tuple[list[tuple[str, list[int]]
     for c in answer.get("citations", []):
         index[c["key"]] = len(passages)
         passages.append(by_chunk.get(c["chunk_id"], c["quote"]))
-    sentences = [(s["text"], [index[k] for k in s["citations"] if k in index]) for s in answer.get("sentences", [])]
+    sentences = [
+        (s["text"], [index[k] for k in s["citations"] if k in index]) for s in answer.get("sentences", [])
+    ]
     return sentences, passages
 
 
@@ -124,11 +126,18 @@ def _qa_row(rec: dict[str, Any]) -> dict[str, Any]:
     base = {f"bm25:{k}": v for k, v in _retrieval_values(rec, "retrieved_bm25").items()}
     verdict = _verdict(case, answer, values)
     return {
-        "id": case["id"], "part": rec["part"], "question": case["question"], "type": case["tags"].get("type", "-"),
+        "id": case["id"],
+        "part": rec["part"],
+        "question": case["question"],
+        "type": case["tags"].get("type", "-"),
         "gold": " | ".join(case["answers"]) if case["answerable"] else "(unanswerable)",
-        "answer": answer.get("answer", ""), "answerable": case["answerable"],
-        "citations": [f"[{c['key']}] {c['source']} {c['start']}-{c['end']}" for c in answer.get("citations", [])],
-        "verdict": verdict, "values": {**values, **base},
+        "answer": answer.get("answer", ""),
+        "answerable": case["answerable"],
+        "citations": [
+            f"[{c['key']}] {c['source']} {c['start']}-{c['end']}" for c in answer.get("citations", [])
+        ],
+        "verdict": verdict,
+        "values": {**values, **base},
     }
 
 
@@ -149,15 +158,30 @@ def _brief_row(rec: dict[str, Any]) -> dict[str, Any]:
     values["key_fact_recall"] = m.key_fact_recall(text, facts) if facts else 0.0
     values["length_ok"] = float(m.length_compliance(text, brief["word_limit"])["ok"])
     sentences = brief.get("sentences", [])
-    values["cited_sentences"] = float(np.mean([bool(s["citations"]) for s in sentences])) if sentences else 0.0
-    values["supported_sentences"] = float(np.mean([bool(s["supported"]) for s in sentences])) if sentences else 0.0
+    values["cited_sentences"] = (
+        float(np.mean([bool(s["citations"]) for s in sentences])) if sentences else 0.0
+    )
+    values["supported_sentences"] = (
+        float(np.mean([bool(s["supported"]) for s in sentences])) if sentences else 0.0
+    )
     values["latency_brief"] = rec["latency"]["brief"]
     docs = rec.get("documents", {})
-    values["citation_spans_exact"] = float(all(
-        docs.get(c["source"], "")[c["start"] : c["end"]] == c["quote"] for c in brief.get("citations", [])))
-    return {"id": case["id"], "part": rec["part"], "question": "brief of " + ", ".join(case["sources"]),
-            "type": "brief", "gold": refs[0] if refs else "", "answer": text, "citations": [],
-            "verdict": "within limit" if values["length_ok"] else "over the word limit", "values": values}
+    values["citation_spans_exact"] = float(
+        all(
+            docs.get(c["source"], "")[c["start"] : c["end"]] == c["quote"] for c in brief.get("citations", [])
+        )
+    )
+    return {
+        "id": case["id"],
+        "part": rec["part"],
+        "question": "brief of " + ", ".join(case["sources"]),
+        "type": "brief",
+        "gold": refs[0] if refs else "",
+        "answer": text,
+        "citations": [],
+        "verdict": "within limit" if values["length_ok"] else "over the word limit",
+        "values": values,
+    }
 
 
 def _textbrief_row(rec: dict[str, Any]) -> dict[str, Any]:
@@ -179,8 +203,17 @@ def _textbrief_row(rec: dict[str, Any]) -> dict[str, Any]:
         values[f"gpt3:{k}"] = v
     for k, v in m.rouge(ours, case["references"]["original"]).items():
         values[f"original_ref:{k}"] = v
-    return {"id": case["id"], "part": rec["part"], "question": f"brief ({rec['budget']} words)", "type": rec["part"],
-            "gold": expert, "answer": ours, "citations": [], "verdict": "", "values": values}
+    return {
+        "id": case["id"],
+        "part": rec["part"],
+        "question": f"brief ({rec['budget']} words)",
+        "type": rec["part"],
+        "gold": expert,
+        "answer": ours,
+        "citations": [],
+        "verdict": "",
+        "values": values,
+    }
 
 
 # --- aggregate ----------------------------------------------------------------------------------
@@ -199,8 +232,14 @@ def _abstention(rows: list[dict[str, Any]], seed: int = 0) -> dict[str, dict[str
         s = m.abstention_scores([a for a, _ in pick], [g for _, g in pick])
         for k in ("precision", "recall"):
             samples[k].append(s[k])
-    return {f"abstention_{k}": {"value": point[k], "ci": list(np.percentile(samples[k], [2.5, 97.5])),
-                                "n": len(flags)} for k in ("precision", "recall")}
+    return {
+        f"abstention_{k}": {
+            "value": point[k],
+            "ci": list(np.percentile(samples[k], [2.5, 97.5])),
+            "n": len(flags),
+        }
+        for k in ("precision", "recall")
+    }
 
 
 def _aggregate(rows: list[dict[str, Any]]) -> tuple[dict, dict]:
@@ -222,10 +261,16 @@ def score(run_path: Path) -> dict[str, Any]:
     meta, records = read_run(run_path)
     builders = {"qa": _qa_row, "brief": _brief_row, "textbrief": _textbrief_row}
     rows = [builders[r["type"]](r) for r in records]
-    scored: dict[str, Any] = {"run": {k: v for k, v in meta.items() if k != "type"}, "metrics": {},
-                              "by_type": {}, "by_k": {}, "baselines": {}, "anchors": {}, "questions": rows,
-                              "latency": [r["values"].get("latency_ask", r["values"].get("latency_brief", 0.0))
-                                          for r in rows]}
+    scored: dict[str, Any] = {
+        "run": {k: v for k, v in meta.items() if k != "type"},
+        "metrics": {},
+        "by_type": {},
+        "by_k": {},
+        "baselines": {},
+        "anchors": {},
+        "questions": rows,
+        "latency": [r["values"].get("latency_ask", r["values"].get("latency_brief", 0.0)) for r in rows],
+    }
     for part in dict.fromkeys(r["part"] for r in rows):
         part_rows = [r for r in rows if r["part"] == part]
         ours, baselines = _aggregate(part_rows)
@@ -240,15 +285,30 @@ def score(run_path: Path) -> dict[str, Any]:
 
 
 def _slices(scored: dict[str, Any], part: str, rows: list[dict[str, Any]]) -> None:
-    headline = [k for k in ("contains_gold", "f1", "mh_accuracy", "hits_at_10_doc", "recall_at_10_chunk",
-                            "citation_recall", "abstained", "rouge1", "rouge2") if any(k in r["values"] for r in rows)]
+    headline = [
+        k
+        for k in (
+            "contains_gold",
+            "f1",
+            "mh_accuracy",
+            "hits_at_10_doc",
+            "recall_at_10_chunk",
+            "citation_recall",
+            "abstained",
+            "rouge1",
+            "rouge2",
+        )
+        if any(k in r["values"] for r in rows)
+    ]
     types = {r["type"] for r in rows}
     if len(types) > 1:
         for t, metrics_ in by_group(rows, headline, "type").items():
             scored["by_type"][f"{part}:{t}"] = metrics_
     for series in ("recall", "hits", "ndcg", "all_evidence"):
         for level in ("chunk", "doc"):
-            points = {str(k): scored["metrics"].get(f"{part}/{series}_at_{k}_{level}", {}).get("value") for k in KS}
+            points = {
+                str(k): scored["metrics"].get(f"{part}/{series}_at_{k}_{level}", {}).get("value") for k in KS
+            }
             if all(v is not None for v in points.values()):
                 scored["by_k"][f"{part} {series} ({level})"] = points
 
@@ -258,7 +318,11 @@ def _anchors(metrics_: dict[str, Any]) -> dict[str, Any]:
     for part, metric, expected, source in ANCHORS:
         got = metrics_.get(f"{part}/{metric}")
         if got is not None:
-            out[f"{part}/{metric} vs {source}"] = {"value": got["value"], "expected": expected, "source": source}
+            out[f"{part}/{metric} vs {source}"] = {
+                "value": got["value"],
+                "expected": expected,
+                "source": source,
+            }
     return out
 
 

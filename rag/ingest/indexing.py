@@ -47,8 +47,11 @@ class IngestReport:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "added": self.added, "updated": self.updated, "unchanged": self.unchanged,
-            "rejected": self.rejected, "repaired": self.repaired,
+            "added": self.added,
+            "updated": self.updated,
+            "unchanged": self.unchanged,
+            "rejected": self.rejected,
+            "repaired": self.repaired,
         }
 
 
@@ -86,7 +89,9 @@ def ingest_documents(
     return report
 
 
-def _write_groups(todo, store, embedder, chunker, paths, report: IngestReport, progress: Progress | None) -> None:
+def _write_groups(
+    todo, store, embedder, chunker, paths, report: IngestReport, progress: Progress | None
+) -> None:
     """Chunk, embed and commit reports in groups, embedding one group while the previous one is written.
 
     The embedder (onnxruntime releases the GIL) runs in one worker thread; chunking the next group and
@@ -112,8 +117,9 @@ def _write_groups(todo, store, embedder, chunker, paths, report: IngestReport, p
             if chunks:
                 group.append((doc, chunks, kind))
             else:
-                report.rejected.append({"path": paths.get(doc.source, doc.source),
-                                        "reason": "no text to index after loading"})
+                report.rejected.append(
+                    {"path": paths.get(doc.source, doc.source), "reason": "no text to index after loading"}
+                )
                 done += 1
             # The first group is small so the embedder starts at once instead of waiting for 256 chunks.
             size = _GROUP_CHUNKS if inflight is not None else _FIRST_GROUP_CHUNKS
@@ -133,7 +139,9 @@ def _write_group(group, future: Future, store: Store, paths, report: IngestRepor
         vectors = np.asarray(future.result())
     except RagError as exc:
         for doc, _, _ in group:
-            report.rejected.append({"path": paths.get(doc.source, doc.source), "reason": f"embedding failed: {exc}"})
+            report.rejected.append(
+                {"path": paths.get(doc.source, doc.source), "reason": f"embedding failed: {exc}"}
+            )
         return
     items, offset = [], 0
     for doc, chunks, _ in group:
@@ -141,13 +149,24 @@ def _write_group(group, future: Future, store: Store, paths, report: IngestRepor
         offset += len(chunks)
     store.write(items, batch=_WRITE_BATCH)
     for doc, chunks, kind in group:
-        entry = {"path": paths.get(doc.source, doc.source), "source": doc.source, "title": doc.title,
-                 "date": doc.date, "chunks": len(chunks)}
+        entry = {
+            "path": paths.get(doc.source, doc.source),
+            "source": doc.source,
+            "title": doc.title,
+            "date": doc.date,
+            "chunks": len(chunks),
+        }
         (report.added if kind == "added" else report.updated).append(entry)
 
 
 def ingest_paths(
-    paths: list[Path], *, store: Store, embedder: Any, chunker: Any, max_bytes: int, progress: Progress | None = None
+    paths: list[Path],
+    *,
+    store: Store,
+    embedder: Any,
+    chunker: Any,
+    max_bytes: int,
+    progress: Progress | None = None,
 ) -> IngestReport:
     """Load files and folders, then ingest every good one; bad ones are listed with reasons."""
     from rag.ingest.loading import load_paths
@@ -156,6 +175,11 @@ def ingest_paths(
     report = IngestReport(rejected=[{"path": r.path, "reason": r.reason} for r in loaded.rejected])
     origin = getattr(loaded, "origins", None) or {}
     return ingest_documents(
-        loaded.documents, store=store, embedder=embedder, chunker=chunker, paths=origin,
-        progress=progress, report=report,
+        loaded.documents,
+        store=store,
+        embedder=embedder,
+        chunker=chunker,
+        paths=origin,
+        progress=progress,
+        report=report,
     )

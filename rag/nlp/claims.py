@@ -25,7 +25,9 @@ _DATE_RE = re.compile(
     rf"|\d{{4}}-\d{{2}}-\d{{2}})\b",
     re.IGNORECASE,
 )
-_NUMBER_RE = re.compile(r"(?<![\w.])[-+]?\$?\d[\d,]*(?:\.\d+)?(?:st|nd|rd|th|%|bn|m|k)?(?![\w])", re.IGNORECASE)
+_NUMBER_RE = re.compile(
+    r"(?<![\w.])[-+]?\$?\d[\d,]*(?:\.\d+)?(?:st|nd|rd|th|%|bn|m|k)?(?![\w])", re.IGNORECASE
+)
 _NUMBER_WORDS = frozenset(
     "zero one two three four five six seven eight nine ten eleven twelve twenty thirty forty fifty hundred "
     "thousand million billion trillion first second third fourth fifth sixth seventh eighth ninth tenth dozen".split()
@@ -75,7 +77,9 @@ def _names(sentence: str) -> list[str]:
         tokens = m.group(0).split()
         if m.start() == first_start:
             # The first word of a sentence is capitalised anyway: drop it when it is an ordinary word.
-            while tokens and (tokens[0].lower().strip(".") in STOPWORDS or tokens[0].lower() in _COMMON_STARTS):
+            while tokens and (
+                tokens[0].lower().strip(".") in STOPWORDS or tokens[0].lower() in _COMMON_STARTS
+            ):
                 tokens = tokens[1:]
         while tokens and tokens[-1].lower() in STOPWORDS:
             tokens.pop()

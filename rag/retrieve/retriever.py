@@ -31,7 +31,9 @@ from rag.types import Chunk, Hit
 METHODS = ("hybrid", "dense", "bm25")
 SHINGLE_CACHE = 4096  # chunks whose 3-gram sets are kept for de-duplication
 GENERATION_TTL = 0.25  # seconds a generation read is trusted (one ``ask`` reads it twice)
-EXACT_FILTERED = 600  # at most this many chunks pass a filter: score them exactly (~20 ms) from stored vectors
+EXACT_FILTERED = (
+    600  # at most this many chunks pass a filter: score them exactly (~20 ms) from stored vectors
+)
 OVERFETCH_MAX = 2000  # rows of an unfiltered query that may be over-fetched and filtered here
 
 
@@ -100,7 +102,11 @@ class Snapshot:
             codes: dict[str, int] = {}
             source_codes = np.array([codes.setdefault(c.source, len(codes)) for c in rows], dtype=np.int64)
             ords = [date_ord(c.date) for c in rows]
-            self._columns = (codes, source_codes, np.array([-1 if d is None else d for d in ords], dtype=np.int64))
+            self._columns = (
+                codes,
+                source_codes,
+                np.array([-1 if d is None else d for d in ords], dtype=np.int64),
+            )
         codes, sources, dates = self._columns
         keep = np.ones(len(sources), dtype=bool)
         if filters.sources:
@@ -170,8 +176,17 @@ class SnapshotCache:
             with open(folder / "chunks.jsonl", encoding="utf-8") as fh:  # line by line: no 100 MB string
                 for line in fh:
                     cid, doc_id, source, index, start, end, text, title, date = json.loads(line)
-                    chunks[cid] = Chunk(cid, shared(doc_id), shared(source), index, start, end, text, shared(title),
-                                        shared(date))
+                    chunks[cid] = Chunk(
+                        cid,
+                        shared(doc_id),
+                        shared(source),
+                        index,
+                        start,
+                        end,
+                        text,
+                        shared(title),
+                        shared(date),
+                    )
             lexical = LexicalIndex.load(folder / "lexical")
             if len(lexical) != len(chunks) or meta.get("chunks") != len(chunks):
                 return None
@@ -265,7 +280,12 @@ class Retriever:
         chunks = []
         for c in self.store.iter_chunks():
             if committed.get(c.source) == c.doc_id:
-                c.doc_id, c.source, c.title, c.date = shared(c.doc_id), shared(c.source), shared(c.title), shared(c.date)
+                c.doc_id, c.source, c.title, c.date = (
+                    shared(c.doc_id),
+                    shared(c.source),
+                    shared(c.title),
+                    shared(c.date),
+                )
                 chunks.append(c)
         chunks.sort(key=lambda c: (c.source, c.index))
         return Snapshot(gen, {c.chunk_id: c for c in chunks}, LexicalIndex(chunks), len(committed))
@@ -295,7 +315,9 @@ class Retriever:
         rows = self.store.query(vec, n + 10)
         return [(cid, s) for cid, s in rows if cid in snap.chunks][:n]
 
-    def _dense_filtered(self, vec: np.ndarray, n: int, filters: Filters, snap: Snapshot) -> list[tuple[str, float]]:
+    def _dense_filtered(
+        self, vec: np.ndarray, n: int, filters: Filters, snap: Snapshot
+    ) -> list[tuple[str, float]]:
         """Dense candidates among the chunks ``filters`` keeps.
 
         A metadata ``where`` inside Chroma's vector query scans the metadata of the whole store
@@ -356,11 +378,16 @@ class Retriever:
             if any(containment(sh, other) >= self.settings.dedupe_threshold for other in kept_shingles):
                 continue
             d, lx = dense_at.get(cid), lexical_at.get(cid)
-            kept.append(Hit(
-                snap.chunks[cid], round(-neg, 6),
-                dense_rank=d[0] if d else None, dense_score=round(d[1], 4) if d else None,
-                lexical_rank=lx[0] if lx else None, lexical_score=round(lx[1], 4) if lx else None,
-            ))
+            kept.append(
+                Hit(
+                    snap.chunks[cid],
+                    round(-neg, 6),
+                    dense_rank=d[0] if d else None,
+                    dense_score=round(d[1], 4) if d else None,
+                    lexical_rank=lx[0] if lx else None,
+                    lexical_score=round(lx[1], 4) if lx else None,
+                )
+            )
             kept_shingles.append(sh)
             if len(kept) == top_k:
                 break
