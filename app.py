@@ -20,12 +20,12 @@ from typing import Any
 import streamlit as st
 
 from page import ui_helpers as ui
-from rag.config import Settings
-from rag.errors import EmbedderMismatchError, RagError
-from rag.retrieve.retriever import Filters
 from page.common import guard, progress_bar, source_label
 from page.eval_tab import evaluate_page
 from page.library_tab import library_page
+from rag.config import Settings
+from rag.errors import EmbedderMismatchError, RagError
+from rag.types import Filters
 
 APP_DIR = Path(__file__).resolve().parent
 DATA_DIR = APP_DIR / "data"  # the sample report indexed on first start
@@ -220,7 +220,7 @@ def _answer(pipe: Any, question: str, history: list[dict], filters: Filters) -> 
         with st.spinner("Searching the reports\u2026"):
             return pipe.ask(question, history=history, filters=filters)
     status, body, text, answer = st.empty(), st.empty(), "", None
-    for kind, value in pipe.answerer.ask_stream(question, history=history, filters=filters):
+    for kind, value in pipe.ask_stream(question, history=history, filters=filters):
         if kind == "status":
             status.caption(ui.md_escape(str(value)))
         elif kind == "delta":
@@ -293,10 +293,10 @@ def _make_brief(pipe: Any, filters: Filters, words: int) -> dict:
 
 
 def _brief_exports(result: dict) -> tuple[str, str]:
-    from rag.summarize.summarizer import summary_to_markdown
+    from rag.present import brief_markdown, summary_to_markdown
 
     brief, summary = result["brief"], result["summary"]
-    md = brief.to_markdown() + "\n\n" + summary_to_markdown(summary)
+    md = brief_markdown(brief) + "\n\n" + summary_to_markdown(summary)
     data = json.dumps(
         {"brief": brief.to_dict(), "summary": summary}, ensure_ascii=False, indent=2, default=str
     )
@@ -338,7 +338,7 @@ def render_brief(result: dict, fp: str, settings: Settings) -> None:
         st.caption(ui.md_escape(f"\u2139 {notice}"))
     st.markdown(ui.sentences_markdown(brief.sentences, brief.text))
     _flagged(brief.sentences)
-    dropped = getattr(brief, "dropped", None) or []
+    dropped = brief.dropped
     if dropped:
         st.caption(
             "Left out of the brief because the reports do not support them: "

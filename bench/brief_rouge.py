@@ -34,8 +34,8 @@ sys.path.insert(0, str(REPO))
 
 from rag.config import Settings  # noqa: E402
 from rag.evaluation.brief_metrics import ROUGE_TYPES, lead_k, rouge, rouge_text  # noqa: E402
-from rag.summarize.centrality import ExtractiveParams, extractive_brief_text  # noqa: E402
 from rag.nlp.text import word_count  # noqa: E402
+from rag.summarize.centrality import ExtractiveParams, extractive_brief_text  # noqa: E402
 
 DATA = REPO.parent / "shared" / "datasets" / "news-summ-element-aware"
 SETS = {"cnndm": 3, "xsum": 1}  # dataset -> k of the Lead-k baseline and of the length budget

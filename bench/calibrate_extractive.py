@@ -27,13 +27,13 @@ from typing import Any
 import numpy as np
 
 from rag.answer import extractive as ex
-from rag.config import Settings
 from rag.answer.question import analyse_question
+from rag.config import Settings
 from rag.evaluation.datasets import multihop_rag, split_of, squad
 from rag.evaluation.qa_metrics import abstention_scores, answer_contains_gold
 from rag.ingest.loading import content_id
-from rag.pipeline import build_pipeline
 from rag.nlp.text import shingles, split_sentences
+from rag.pipeline import build_pipeline
 from rag.types import Chunk, Document, Hit
 
 REPO = Path(__file__).resolve().parent.parent

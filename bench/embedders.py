@@ -36,7 +36,7 @@ import numpy as np
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from rag.adapters import embedders as emb
+from rag.adapters import embedders as emb  # noqa: E402 - after the sys.path line above
 
 OUT = REPO / "bench" / "results" / "embedders.json"
 QUERIES = [

@@ -2,7 +2,7 @@
 
 ``python -m bench.query_bench build --work W --chunks N --store DIR``
     Recombines the base set saved by ``bench.ingest_bench`` (real chunks and their real vectors) into
-    N chunks of new documents and writes them through ``rag.adapters.chroma.Store.write``, the call ingest makes,
+    N chunks of new documents and writes them through ``rag.adapters.chroma.ChromaStore.write``, the call ingest makes,
     so the store holds exactly what an ingest of those documents would (see ``bench.corpus.synthesize``).
 ``python -m bench.query_bench cold --store DIR [--server-port P]``
     Process start to first answer: imports, ``build_pipeline``, the first ``ask``.
@@ -40,9 +40,8 @@ def build(work: Path, n: int, store_dir: Path, seed: int) -> dict[str, Any]:
     import numpy as np
 
     from bench import corpus
+    from rag.adapters.chroma import ChromaStore, build_chroma_client
     from rag.adapters.embedders import build_embedder
-    from rag.pipeline import build_chroma_client
-    from rag.adapters.chroma import Store
 
     meta = json.loads((work / "base-chunks.json").read_text(encoding="utf-8"))
     vectors = np.load(work / "base-vectors.npy")
@@ -54,7 +53,7 @@ def build(work: Path, n: int, store_dir: Path, seed: int) -> dict[str, Any]:
             f"base set was embedded with {meta['embedder']}, the configured embedder is {embedder.name}"
         )
     client, location = build_chroma_client(settings)
-    store = Store(
+    store = ChromaStore(
         client, prefix=settings.collection, embedder_name=embedder.name, dim=embedder.dim, location=location
     )
     t0 = time.perf_counter()

@@ -13,8 +13,8 @@ import streamlit as st
 
 from page import ui_helpers as ui
 from page import ui_scores as scores
-from rag.config import Settings
 from page.common import guard, progress_bar
+from rag.config import Settings
 
 
 def _harness() -> Any:
@@ -45,9 +45,7 @@ def evaluate_page(settings: Settings) -> None:
 
         def run() -> dict:
             bar, update = progress_bar("Evaluating\u2026")
-            result = harness.run_fast(
-                settings, out_dir, progress=lambda *a: update(*scores.progress_args(*a))
-            )
+            result = harness.run_fast(settings, out_dir, progress=update)
             bar.empty()
             return result
 

@@ -18,9 +18,9 @@ from typing import Any
 import streamlit as st
 
 from page import ui_helpers as ui
+from page.common import progress_bar, source_label
 from rag.config import Settings
 from rag.errors import RagError
-from page.common import progress_bar, source_label
 
 log = logging.getLogger("dossier.app")
 WriteLock = Callable[[str], threading.Lock]

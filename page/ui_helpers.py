@@ -12,13 +12,13 @@ from __future__ import annotations
 import html
 import re
 import unicodedata
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from rag.retrieve.retriever import Filters
-from rag.types import Answer, Citation
+from rag import present
+from rag.types import Answer, Citation, Filters, IngestReport, Progress
 
 MB = 1024 * 1024
 UPLOAD_TYPES = ["txt", "md", "html", "htm", "pdf", "docx"]
@@ -312,9 +312,6 @@ def save_uploads(files: Iterable[tuple[str, bytes]], folder: Path, *, max_bytes:
     return SavedUploads(saved, rejected)
 
 
-Progress = Callable[[int, int, str], None]
-
-
 def ingest_uploads(
     pipeline: Any, files: Iterable[tuple[str, bytes]], folder: Path, progress: Progress | None = None
 ) -> Any:
@@ -324,8 +321,6 @@ def ingest_uploads(
     and temp paths replaced by upload names. The written files are removed
     afterwards: the store keeps each report's full text.
     """
-    from rag.ingest.indexing import IngestReport
-
     max_bytes = int(pipeline.settings.max_file_mb * MB)
     saved = save_uploads(files, folder, max_bytes=max_bytes)
     report = IngestReport()
@@ -375,20 +370,6 @@ def ingest_summary(report: Any) -> list[tuple[str, str]]:
 
 # --- briefs --------------------------------------------------------------------------------------------
 
-SUMMARY_SECTIONS = [
-    ("key_points", "Key points"),
-    ("people", "People"),
-    ("organisations", "Organisations"),
-    ("places", "Places"),
-    ("timeline", "Timeline"),
-    ("agreements", "Agreements and decisions"),
-    ("figures", "Figures"),
-    ("open_questions", "Open questions"),
-]
-
-
-ALWAYS_SHOWN = {"people", "organisations", "places", "timeline", "figures", "open_questions"}
-
 
 def sentences_markdown(sentences: list[Any], fallback: str = "") -> str:
     """Checked sentences as safe Markdown with markers and a flag on unsupported ones."""
@@ -399,69 +380,8 @@ def sentences_markdown(sentences: list[Any], fallback: str = "") -> str:
     )
 
 
-def _summary_item(field_name: str, item: dict) -> str:
-    if field_name == "people":
-        extra = ", ".join(x for x in (item.get("title"), item.get("affiliation")) if x)
-        return f"**{md_escape(item.get('name', ''))}**" + (f" \u2014 {md_escape(extra)}" if extra else "")
-    if field_name in {"organisations", "places"}:
-        return md_escape(item.get("name", ""))
-    if field_name == "timeline":
-        when = item.get("date_text") or item.get("date") or ""
-        return f"**{md_escape(when)}** \u2014 {md_escape(item.get('event', ''))}"
-    if field_name == "figures":
-        what = item.get("what")
-        return f"**{md_escape(item.get('value', ''))}**" + (f" \u2014 {md_escape(what)}" if what else "")
-    if field_name == "open_questions":
-        return md_escape(item.get("question", ""))
-    return md_escape(item.get("text", ""))
-
-
-def summary_sections(summary: dict, *, quotes: bool = False) -> list[tuple[str, str]]:
-    """(heading, Markdown body) of each filled section of a structured summary; all report text escaped.
-
-    With ``quotes`` each item is followed by the exact passages it cites.
-    """
-    out: list[tuple[str, str]] = []
-    many = len(summary.get("sources") or []) > 1
-    why = {r.get("field"): r.get("reason") for r in summary.get("unfilled") or []}
-    for name, heading in SUMMARY_SECTIONS:
-        items = summary.get(name) or []
-        if not items:
-            if name in ALWAYS_SHOWN:
-                reason = why.get(name)
-                out.append((heading, "*None found" + (f": {md_escape(reason)}*" if reason else ".*")))
-            continue
-        lines = []
-        for item in items:
-            cites = item.get("citations") or []
-            line = "- " + _summary_item(name, item)
-            if many:
-                line += "".join(
-                    f" :gray-badge[{md_escape(s)}]" for s in dict.fromkeys(c["source"] for c in cites)
-                )
-            lines.append(line)
-            if quotes:
-                lines += [f"    - *\u201c{md_escape(c.get('quote', ''))}\u201d*" for c in cites]
-        out.append((heading, "\n".join(lines)))
-    agreement = summary.get("agreement") or {}
-    if agreement.get("agree"):
-        out.append(
-            (
-                "Where the reports agree",
-                "\n".join(
-                    f"- {md_escape(a.get('text', ''))} ({md_escape(', '.join(a.get('sources') or []))})"
-                    for a in agreement["agree"]
-                ),
-            )
-        )
-    if agreement.get("new"):
-        out.append(
-            (
-                "What each report adds",
-                "\n".join(
-                    f"- **{md_escape(n.get('source', ''))}:** {md_escape(n.get('text', ''))}"
-                    for n in agreement["new"]
-                ),
-            )
-        )
-    return out
+def summary_sections(summary: Any, *, quotes: bool = False) -> list[tuple[str, str]]:
+    """(heading, safe Markdown body) of each section of a structured summary (``rag.present``), escaped."""
+    return present.summary_sections(
+        summary, escape=md_escape, badge=lambda s: f":gray-badge[{s}]", quotes=quotes
+    )

@@ -157,13 +157,6 @@ def latency_columns(latency: list[float], bins: int = 10) -> dict[str, list]:
     return {"seconds": [f"{lo + i * width:.2f}" for i in range(bins)], "questions": counts}
 
 
-def progress_args(*args: Any) -> tuple[int, int, str]:
-    """(done, total, label) from a progress call in either order: (done, total, label) or (label, done, total)."""
-    numbers = [int(a) for a in args if isinstance(a, (int, float)) and not isinstance(a, bool)]
-    done, total = (numbers + [0, 0])[:2]
-    return done, max(total, 1), " ".join(str(a) for a in args if isinstance(a, str))
-
-
 def percentile(values: list[float], q: float) -> float | None:
     """Nearest-rank percentile (q in 0..100)."""
     vals = sorted(float(v) for v in values if v is not None)

@@ -10,12 +10,13 @@ import argparse
 import json
 import logging
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from rag.config import Settings
 from rag.errors import RagError
-from rag.retrieve.retriever import Filters
+from rag.types import Filters
 
 
 def _common(p: argparse.ArgumentParser) -> None:
@@ -162,8 +163,8 @@ def cmd_search(args: argparse.Namespace) -> int:
 
 
 def cmd_ask(args: argparse.Namespace) -> int:
-    from rag.present import answer_text
     from rag.pipeline import build_pipeline
+    from rag.present import answer_text
 
     answer = build_pipeline(_settings(args)).ask(args.question, top_k=args.top_k, filters=_make_filters(args))
     _emit(args, answer.to_dict(), answer_text(answer))
@@ -172,13 +173,13 @@ def cmd_ask(args: argparse.Namespace) -> int:
 
 def cmd_brief(args: argparse.Namespace) -> int:
     from rag.pipeline import build_pipeline
-    from rag.summarize.summarizer import summary_to_markdown
+    from rag.present import brief_markdown, summary_to_markdown
 
     pipe = build_pipeline(_settings(args))
     progress = _progress_bar("summarising")
     brief = pipe.brief(_make_filters(args), words=args.words, progress=progress)
     data: dict[str, Any] = {"brief": brief.to_dict()}
-    md = brief.to_markdown()
+    md = brief_markdown(brief)
     if args.summary or args.format:
         summary = pipe.summary(_make_filters(args), progress=progress)
         data["summary"] = summary

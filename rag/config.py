@@ -11,16 +11,21 @@ import dataclasses
 import hashlib
 import json
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from rag.errors import ConfigError
 
 
-def _f(default: Any, doc: str, env: str | None = None, secret: bool = False) -> Any:
+def _f(
+    default: Any, doc: str, env: str | None = None, secret: bool = False, shapes_answers: bool = True
+) -> Any:
     # repr=False for secrets: a Settings (or a Pipeline holding one) may end up in a log or an error.
-    return field(default=default, repr=not secret, metadata={"doc": doc, "env": env, "secret": secret})
+    # shapes_answers=False: left out of the fingerprint (where a cache lives does not change an answer).
+    meta = {"doc": doc, "env": env, "secret": secret, "shapes_answers": shapes_answers}
+    return field(default=default, repr=not secret, metadata=meta)
 
 
 @dataclass(frozen=True)
@@ -42,6 +47,11 @@ class Settings:
         "st/all-MiniLM-L6-v2 (sentence-transformers), openai/text-embedding-3-small.",
     )
     embed_batch_size: int = _f(32, "Texts per embedding batch.")
+    model_cache: Path | None = _f(
+        None,
+        "Folder for the ONNX graphs built from the model weights (default ~/.cache/dossier/models).",
+        shapes_answers=False,
+    )
 
     # --- loading and chunking --------------------------------------------------
     max_file_mb: float = _f(25.0, "Files larger than this many MB are rejected with a message.")
@@ -100,7 +110,7 @@ class Settings:
         return meta.get("env") or f"RAG_{name.upper()}"
 
     @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> "Settings":
+    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
         """Read every field from the environment; explicit ``overrides`` win."""
         environ = os.environ if environ is None else environ
         values: dict[str, Any] = {}
@@ -121,8 +131,10 @@ class Settings:
         if self.answer_embed_sentences < 1:
             raise ConfigError("answer_embed_sentences must be at least 1.")
         object.__setattr__(self, "store", Path(self.store).expanduser())
+        if self.model_cache is not None:
+            object.__setattr__(self, "model_cache", Path(self.model_cache).expanduser())
 
-    def replace(self, **changes: Any) -> "Settings":
+    def replace(self, **changes: Any) -> Settings:
         """A copy with some fields changed."""
         return dataclasses.replace(self, **changes)
 
@@ -140,6 +152,9 @@ class Settings:
         """Short hash of the settings (and e.g. prompt files) that shape an answer."""
         data = self.public_dict()
         data.pop("openai_api_key", None)
+        for f in fields(self):
+            if not f.metadata.get("shapes_answers", True):
+                data.pop(f.name, None)
         data.update(extra or {})
         return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()[:12]
 
@@ -162,7 +177,7 @@ def _coerce(f: dataclasses.Field, raw: str) -> Any:
             return int(raw)
         if kind.startswith("float"):
             return float(raw)
-        if kind.startswith("Path"):
+        if kind.startswith("Path"):  # also "Path | None"
             return Path(raw)
     except ValueError:
         raise ConfigError(f"{Settings.env_name(f.name)}={raw!r} is not a valid {kind}.") from None

@@ -1,54 +1,31 @@
-"""The composition root: the only place that builds clients and wires the stages.
+"""The composition root and the facade: the only place that builds clients and wires the stages.
 
-``build_pipeline(settings)`` returns a ``Pipeline`` whose methods are what the
-CLI, the page and the evaluation harness call. Collaborators can be passed in
-(tests share one embedder across many pipelines).
+``build_pipeline(settings)`` returns a ``Pipeline`` whose methods are what the CLI,
+the page and the evaluation harness call; none of them reaches past it. Every
+collaborator is typed with a protocol of ``rag.ports`` and can be passed in (tests
+share one embedder across many pipelines, or pass a fake). What a command does not
+need is not built: the embedder's model loads on the first text embedded, the
+chunker (and LangChain's splitter) on the first ingest, the answerer and summarizer
+on the first question or brief.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rag.config import Settings
-from rag.errors import EmbedderMismatchError, StoreError
-from rag.ingest.indexing import IngestReport, Progress, ingest_documents, ingest_paths
-from rag.retrieve.retriever import Filters, Retriever
-from rag.adapters.chroma import SourceInfo, Store
-from rag.types import Answer, Document, Hit
+from rag.errors import RagError
+from rag.ingest.indexing import ingest_documents, ingest_paths
+from rag.ports import ChatModel, Chunker, Embedder, Store, TokenCounter
+from rag.retrieve.retriever import Retriever
+from rag.types import Answer, Brief, Document, Filters, Hit, IngestReport, Progress, SourceInfo, Summary
 
-
-def build_chroma_client(settings: Settings) -> tuple[Any, str]:
-    """A Chroma client (embedded folder or server) and a location string for messages."""
-    import chromadb
-    from chromadb.config import Settings as ChromaSettings
-
-    chroma_settings = ChromaSettings(anonymized_telemetry=False)
-    if settings.server_mode:
-        location = f"http://{settings.chroma_host}:{settings.chroma_port}"
-        try:
-            client = chromadb.HttpClient(
-                host=settings.chroma_host, port=settings.chroma_port, settings=chroma_settings
-            )
-            client.heartbeat()
-        except Exception as exc:
-            raise StoreError(
-                f"Cannot reach the Chroma server at {location}: {exc}",
-                hint=f"Start it with `chroma run --path DIR --host {settings.chroma_host} "
-                f"--port {settings.chroma_port}` (DIR: its data folder), or unset RAG_CHROMA_HOST "
-                "to use the local folder store.",
-            ) from exc
-        return client, location
-    path = Path(settings.store)
-    try:
-        path.mkdir(parents=True, exist_ok=True)
-        client = chromadb.PersistentClient(path=str(path), settings=chroma_settings)
-    except Exception as exc:
-        raise StoreError(
-            f"Cannot open the store folder {path}: {exc}", hint="Check RAG_STORE / --store."
-        ) from exc
-    return client, str(path)
+if TYPE_CHECKING:
+    from rag.answer.answerer import Answerer, Event
+    from rag.summarize.summarizer import Summarizer
 
 
 @dataclass
@@ -56,14 +33,14 @@ class Pipeline:
     """Every operation of Dossier over one store, one embedder and optionally one LLM."""
 
     settings: Settings
-    embedder: Any
+    embedder: Embedder
     store: Store
-    chunker: Any
     retriever: Retriever
-    chat: Any = None
-    token_counter: Any = None
-    _answerer: Any = field(default=None, repr=False)
-    _summarizer: Any = field(default=None, repr=False)
+    chat: ChatModel | None = None
+    token_counter: TokenCounter | None = None
+    _chunker: Chunker | None = field(default=None, repr=False)
+    _answerer: Answerer | None = field(default=None, repr=False)
+    _summarizer: Summarizer | None = field(default=None, repr=False)
 
     @property
     def mode(self) -> str:
@@ -71,6 +48,21 @@ class Pipeline:
         return "llm" if self.chat is not None else "extractive"
 
     # --- library ------------------------------------------------------------------
+
+    @property
+    def chunker(self) -> Chunker:
+        """Sentence-aligned chunks sized in the embedder's own tokens (built on first ingest)."""
+        if self._chunker is None:
+            from rag.ingest.chunking import Chunker as SentenceChunker
+
+            cap = (self.embedder.max_tokens - 2) if self.embedder.max_tokens else 8000
+            self._chunker = SentenceChunker(
+                self.embedder.count_tokens,
+                chunk_tokens=min(self.settings.chunk_tokens, cap),
+                overlap=self.settings.chunk_overlap,
+                max_tokens=cap,
+            )
+        return self._chunker
 
     def ingest(self, paths: list[Path | str], progress: Progress | None = None) -> IngestReport:
         """Load and index files or folders; bad files are reported, good ones stored."""
@@ -111,8 +103,7 @@ class Pipeline:
     def reindex(self, progress: Progress | None = None) -> IngestReport:
         """Re-chunk and re-embed every stored report with the configured embedder."""
         docs = self.store.documents()
-        self.store.drop_chunks()
-        self.store = _open_store(self.store.client, self.settings, self.embedder, self.store.location)
+        self.store.reset_chunks()
         self.retriever = Retriever(self.store, self.embedder, self.settings)
         self._answerer = self._summarizer = None
         return self.ingest_documents(docs, progress=progress, force=True)
@@ -126,7 +117,7 @@ class Pipeline:
         return self.retriever.search(query, top_k=top_k, filters=filters, method=method)
 
     @property
-    def answerer(self) -> Any:
+    def answerer(self) -> Answerer:
         if self._answerer is None:
             from rag.answer.answerer import Answerer
 
@@ -136,7 +127,7 @@ class Pipeline:
         return self._answerer
 
     @property
-    def summarizer(self) -> Any:
+    def summarizer(self) -> Summarizer:
         if self._summarizer is None:
             from rag.summarize.summarizer import Summarizer
 
@@ -145,9 +136,27 @@ class Pipeline:
             )
         return self._summarizer
 
-    def ask(self, question: str, **kwargs: Any) -> Answer:
+    def ask(
+        self,
+        question: str,
+        *,
+        history: list[dict] | None = None,
+        top_k: int | None = None,
+        filters: Filters | None = None,
+    ) -> Answer:
         """A cited answer, or an honest abstention."""
-        return self.answerer.ask(question, **kwargs)
+        return self.answerer.ask(question, history=history, top_k=top_k, filters=filters)
+
+    def ask_stream(
+        self,
+        question: str,
+        *,
+        history: list[dict] | None = None,
+        top_k: int | None = None,
+        filters: Filters | None = None,
+    ) -> Iterator[Event]:
+        """Status lines and answer text as they come, then ("answer", Answer) (see ``Answerer.ask_stream``)."""
+        return self.answerer.ask_stream(question, history=history, top_k=top_k, filters=filters)
 
     def select_documents(self, filters: Filters | None = None) -> list[Document]:
         """The stored reports a brief covers: chosen sources and/or a date range (all when no filter)."""
@@ -157,21 +166,21 @@ class Pipeline:
             i.source
             for i in infos
             if (not filters.sources or i.source in filters.sources)
-            and (not (filters.date_from or filters.date_to) or _in_range(i.date, filters))
+            and (not (filters.date_from or filters.date_to) or filters.date_matches(i.date))
         ]
         return self.store.documents(chosen)
 
-    def brief(self, filters: Filters | None = None, *, words: int | None = None, progress=None) -> Any:
+    def brief(
+        self, filters: Filters | None = None, *, words: int | None = None, progress: Progress | None = None
+    ) -> Brief:
         """A one-paragraph cited brief of the selected reports."""
         return self.summarizer.brief(self._docs_or_raise(filters), words=words, progress=progress)
 
-    def summary(self, filters: Filters | None = None, *, progress=None) -> dict:
+    def summary(self, filters: Filters | None = None, *, progress: Progress | None = None) -> Summary:
         """The structured summary of the selected reports."""
         return self.summarizer.summary(self._docs_or_raise(filters), progress=progress)
 
     def _docs_or_raise(self, filters: Filters | None) -> list[Document]:
-        from rag.errors import RagError
-
         docs = self.select_documents(filters)
         if not docs:
             what = (filters or Filters()).describe()
@@ -198,61 +207,39 @@ class Pipeline:
             "reports": len(self.store.committed()),
             "chunks": self.store.count_chunks(),
             "store_bytes": _folder_size(Path(self.settings.store)) if not self.settings.server_mode else None,
-            "token_note": getattr(self.token_counter, "note", None) if self.token_counter else None,
+            "token_note": self.token_counter.note if self.chat is not None and self.token_counter else None,
         }
-
-
-def _in_range(date: str | None, filters: Filters) -> bool:
-    from rag.adapters.chroma import date_ord
-
-    d = date_ord(date)
-    lo, hi = date_ord(filters.date_from), date_ord(filters.date_to)
-    return d is not None and (lo is None or d >= lo) and (hi is None or d <= hi)
 
 
 def _folder_size(path: Path) -> int:
     return sum(p.stat().st_size for p in path.rglob("*") if p.is_file()) if path.exists() else 0
 
 
-def _open_store(client: Any, settings: Settings, embedder: Any, location: str) -> Store:
-    return Store(
-        client, prefix=settings.collection, embedder_name=embedder.name, dim=embedder.dim, location=location
-    )
-
-
 def build_pipeline(
-    settings: Settings | None = None, *, embedder: Any = None, chat: Any = None, reindex: bool = False
+    settings: Settings | None = None,
+    *,
+    embedder: Embedder | None = None,
+    chat: ChatModel | None = None,
+    store: Store | None = None,
+    reindex: bool = False,
 ) -> Pipeline:
     """Build every collaborator from ``settings`` (the one composition root).
 
     With ``reindex=True`` a store built by another embedder is opened for rebuilding
     instead of refused (its reports' texts are kept; its chunks are re-embedded).
     """
-    from rag.ingest.chunking import Chunker
+    from rag.adapters.chroma import open_chroma_store
     from rag.adapters.embedders import build_embedder
     from rag.adapters.openai_chat import build_chat_model, build_openai_client
-    from rag.adapters.tokens import TokenCounter
+    from rag.adapters.tokens import lazy_token_counter
 
     settings = settings or Settings.from_env()
     client_ai = build_openai_client(settings) if settings.llm_enabled else None
     if embedder is None:
-        embedder = build_embedder(settings, client=client_ai)
+        embedder = build_embedder(settings, client=client_ai, lazy=True)
     if chat is None and client_ai is not None:
         chat = build_chat_model(settings, client=client_ai)
-    client, location = build_chroma_client(settings)
-    try:
-        store = _open_store(client, settings, embedder, location)
-    except EmbedderMismatchError:
-        if not reindex:
-            raise
-        client.delete_collection(f"{settings.collection}_chunks")
-        store = _open_store(client, settings, embedder, location)
-    cap = (embedder.max_tokens - 2) if embedder.max_tokens else 8000
-    chunker = Chunker(
-        embedder.count_tokens,
-        chunk_tokens=min(settings.chunk_tokens, cap),
-        overlap=settings.chunk_overlap,
-        max_tokens=cap,
-    )
-    counter = TokenCounter(settings.llm_model) if chat is not None else None
-    return Pipeline(settings, embedder, store, chunker, Retriever(store, embedder, settings), chat, counter)
+    if store is None:
+        store = open_chroma_store(settings, embedder.name, embedder.dim, rebuild=reindex)
+    counter = lazy_token_counter(settings)
+    return Pipeline(settings, embedder, store, Retriever(store, embedder, settings), chat, counter)

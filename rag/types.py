@@ -1,13 +1,21 @@
-"""Plain data passed between pipeline stages.
+"""Plain data passed between pipeline stages: every shared dataclass lives here.
 
 Spans are ``[start, end)`` character offsets into ``Document.text``, the stored,
 normalised text of a report; ``Document.text[start:end]`` is always the quote.
+This module imports nothing of Dossier but the pure date helper, so any stage,
+adapter or edge may use it.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, NotRequired, TypedDict
+
+from rag.nlp.dates import date_ord
+
+Progress = Callable[[int, int, str], None]
+"""The one progress callback: ``progress(done, total, label)``."""
 
 
 @dataclass
@@ -132,4 +140,228 @@ class Answer:
             "usage": self.usage,
             "timings": self.timings,
             "fingerprint": self.fingerprint,
+        }
+
+
+@dataclass(frozen=True)
+class Filters:
+    """Restrict retrieval or a brief to some sources and/or a publication date range (inclusive)."""
+
+    sources: tuple[str, ...] | None = None
+    date_from: str | None = None
+    date_to: str | None = None
+
+    @property
+    def active(self) -> bool:
+        return bool(self.sources) or bool(self.date_from) or bool(self.date_to)
+
+    def matches(self, chunk: Chunk) -> bool:
+        if self.sources and chunk.source not in self.sources:
+            return False
+        return self.date_matches(chunk.date) if (self.date_from or self.date_to) else True
+
+    def date_matches(self, date: str | None) -> bool:
+        """Whether a publication date lies in the range (an undated report never does)."""
+        d = date_ord(date)
+        if d is None:
+            return False
+        lo, hi = date_ord(self.date_from), date_ord(self.date_to)
+        return not ((lo is not None and d < lo) or (hi is not None and d > hi))
+
+    def describe(self) -> str:
+        parts = []
+        if self.sources:
+            parts.append("reports " + ", ".join(self.sources))
+        if self.date_from or self.date_to:
+            parts.append(f"dated {self.date_from or '…'} to {self.date_to or '…'}")
+        return "; ".join(parts) if parts else "all reports"
+
+
+@dataclass
+class SourceInfo:
+    """A stored report as listed by ``rag sources``."""
+
+    source: str
+    title: str
+    date: str | None
+    date_note: str
+    doc_id: str
+    chunks: int
+    chars: int
+    format: str
+    ingested_at: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+@dataclass
+class IngestReport:
+    """What an ingest did, file by file."""
+
+    added: list[dict[str, Any]] = field(default_factory=list)
+    updated: list[dict[str, Any]] = field(default_factory=list)
+    unchanged: list[dict[str, Any]] = field(default_factory=list)
+    rejected: list[dict[str, Any]] = field(default_factory=list)
+    repaired: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.rejected
+
+    @property
+    def chunks(self) -> int:
+        return sum(item.get("chunks", 0) for item in self.added + self.updated)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "added": self.added,
+            "updated": self.updated,
+            "unchanged": self.unchanged,
+            "rejected": self.rejected,
+            "repaired": self.repaired,
+        }
+
+
+@dataclass
+class ChatResult:
+    """One chat completion: its text, token usage, the model that answered and why it stopped."""
+
+    text: str
+    usage: dict[str, int] = field(default_factory=dict)
+    model: str = ""
+    finish_reason: str | None = None
+
+
+# --- briefs and structured summaries ---------------------------------------------------------
+
+
+class SummaryCitation(TypedDict):
+    """A cited span of a summarised report: ``quote == document.text[start:end]``."""
+
+    source: str
+    start: int
+    end: int
+    quote: str
+
+
+class Statement(TypedDict):
+    """A cited sentence (bottom line, key point, agreement)."""
+
+    text: str
+    citations: list[SummaryCitation]
+
+
+class PersonItem(TypedDict):
+    name: str
+    title: str | None
+    affiliation: str | None
+    citations: list[SummaryCitation]
+
+
+class NamedItem(TypedDict):
+    """An organisation or a place."""
+
+    name: str
+    citations: list[SummaryCitation]
+
+
+class TimelineItem(TypedDict):
+    date: str  # YYYY-MM-DD, YYYY-MM or --MM-DD
+    date_text: str
+    event: str
+    citations: list[SummaryCitation]
+
+
+class FigureItem(TypedDict):
+    value: str
+    what: str | None
+    citations: list[SummaryCitation]
+
+
+class OpenQuestion(TypedDict):
+    question: str
+    citations: NotRequired[list[SummaryCitation]]
+
+
+class AgreementPoint(TypedDict):
+    """A point two or more reports make alike."""
+
+    text: str
+    sources: list[str]
+    citations: list[SummaryCitation]
+
+
+class Agreement(TypedDict):
+    """What several reports say alike, and what each alone adds (by source)."""
+
+    agree: list[AgreementPoint]
+    new: dict[str, list[Statement]]
+
+
+class SummarySource(TypedDict):
+    source: str
+    title: str
+    date: str | None
+    doc_id: str
+
+
+class Unfilled(TypedDict):
+    field: str
+    reason: str
+
+
+class Summary(TypedDict):
+    """The structured summary, as documented by ``rag/prompts/summary.schema.json``.
+
+    A TypedDict, so it is typed for the checker and its JSON (``json.dumps(summary)``) is the
+    documented form, key for key.
+    """
+
+    title: str
+    bottom_line: Statement
+    key_points: list[Statement]
+    people: list[PersonItem]
+    organisations: list[NamedItem]
+    places: list[NamedItem]
+    timeline: list[TimelineItem]
+    agreements: list[Statement]
+    figures: list[FigureItem]
+    open_questions: list[OpenQuestion]
+    sources: list[SummarySource]
+    mode: str
+    notice: str | None
+    unfilled: list[Unfilled]
+    agreement: Agreement
+
+
+@dataclass
+class Brief:
+    """A one-paragraph brief with its citations and per-sentence checks."""
+
+    text: str
+    sentences: list[SentenceCheck]
+    citations: list[Citation]
+    word_count: int
+    word_limit: int
+    mode: str
+    sources: list[str]
+    notice: str | None = None
+    # {"agree": [...], "new": {source: [...]}} for several reports ({} for one)
+    agreement: Agreement | dict[str, Any] = field(default_factory=dict)
+    dropped: list[SentenceCheck] = field(default_factory=list)  # LLM sentences removed as unsupported
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain data (for JSON export)."""
+        return {
+            "text": self.text,
+            "word_count": self.word_count,
+            "word_limit": self.word_limit,
+            "mode": self.mode,
+            "sources": self.sources,
+            "notice": self.notice,
+            "agreement": self.agreement,
+            "sentences": [s.to_dict() for s in self.sentences],
+            "citations": [c.to_dict() for c in self.citations],
+            "dropped": [s.to_dict() for s in self.dropped],
         }

@@ -1,4 +1,11 @@
-"""Shared fixtures: every test gets its own store folder and a clean environment."""
+"""Shared fixtures: every test gets its own store folder and a clean environment.
+
+Tests come in tiers, by folder: ``unit`` (no model, no Chroma; ``scripts/test --fast``),
+``integration`` (the real embedder, real Chroma embedded and in server mode, the real
+openai client against a scripted local server), ``ui`` (AppTest, headless Chromium) and
+``soak`` (long fuzz and crash runs, marked ``slow``). The fake embedder of
+``tests/fakes.py`` is registered through the real registry for every tier.
+"""
 
 from __future__ import annotations
 
@@ -8,8 +15,22 @@ from pathlib import Path
 import pytest
 
 from rag.config import Settings
+from tests import fakes
 
 pytest_plugins = ["tests.fake_openai", "tests.chroma_server"]
+fakes.register()
+TIERS = ("unit", "integration", "ui", "soak")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark each test with its tier (its folder); soak tests are also ``slow``."""
+    for item in items:
+        tier = next((t for t in TIERS if f"{os.sep}{t}{os.sep}" in str(item.path)), None)
+        if tier:
+            item.add_marker(getattr(pytest.mark, tier))
+        if tier == "soak":
+            item.add_marker(pytest.mark.slow)
+
 
 REPO = Path(__file__).resolve().parent.parent
 SHARED = REPO.parent / "shared"

@@ -22,36 +22,21 @@ from __future__ import annotations
 
 import hashlib
 import time
-from dataclasses import dataclass
-from typing import Any, Iterable, Iterator
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 import numpy as np
 
+from rag.config import Settings
 from rag.errors import EmbedderMismatchError, StoreError
-from rag.types import Chunk, Document
+from rag.nlp.dates import date_ord
+from rag.types import Chunk, Document, Filters, SourceInfo
 
 _META_ID = "__meta__"
 _PENDING = "pending:"
 _ONE = [1.0]  # the docs collection is looked up by id only; Chroma still wants a vector
-
-
-@dataclass
-class SourceInfo:
-    """A stored report as listed by ``rag sources``."""
-
-    source: str
-    title: str
-    date: str | None
-    date_note: str
-    doc_id: str
-    chunks: int
-    chars: int
-    format: str
-    ingested_at: float
-
-    def to_dict(self) -> dict[str, Any]:
-        return dict(self.__dict__)
 
 
 def source_key(source: str) -> str:
@@ -59,19 +44,79 @@ def source_key(source: str) -> str:
     return "src:" + hashlib.sha1(source.encode("utf-8")).hexdigest()[:20]
 
 
-def date_ord(date: str | None) -> int | None:
-    """YYYY-MM-DD (or YYYY-MM, YYYY) as an int YYYYMMDD for range filters."""
-    if not date:
-        return None
-    parts = (date.split("-") + ["01", "01"])[:3]
+def build_chroma_client(settings: Settings) -> tuple[Any, str]:
+    """A Chroma client (embedded folder or server) and a location string for messages."""
+    import chromadb
+    from chromadb.config import Settings as ChromaSettings
+
+    chroma_settings = ChromaSettings(anonymized_telemetry=False)
+    if settings.chroma_host:
+        location = f"http://{settings.chroma_host}:{settings.chroma_port}"
+        try:
+            client = chromadb.HttpClient(
+                host=settings.chroma_host, port=settings.chroma_port, settings=chroma_settings
+            )
+            client.heartbeat()
+        except Exception as exc:
+            raise StoreError(
+                f"Cannot reach the Chroma server at {location}: {exc}",
+                hint=f"Start it with `chroma run --path DIR --host {settings.chroma_host} "
+                f"--port {settings.chroma_port}` (DIR: its data folder), or unset RAG_CHROMA_HOST "
+                "to use the local folder store.",
+            ) from exc
+        return client, location
+    path = Path(settings.store)
     try:
-        return int(parts[0]) * 10000 + int(parts[1] or 1) * 100 + int(parts[2] or 1)
-    except ValueError:
+        path.mkdir(parents=True, exist_ok=True)
+        client = chromadb.PersistentClient(path=str(path), settings=chroma_settings)
+    except Exception as exc:
+        raise StoreError(
+            f"Cannot open the store folder {path}: {exc}", hint="Check RAG_STORE / --store."
+        ) from exc
+    return client, str(path)
+
+
+def open_chroma_store(
+    settings: Settings, embedder_name: str, dim: int, *, rebuild: bool = False
+) -> ChromaStore:
+    """The Chroma store of ``settings`` for one embedder (embedded folder or server).
+
+    With ``rebuild=True`` a store built by another embedder is opened for rebuilding
+    instead of refused: its chunk index is dropped, its reports' texts are kept.
+    """
+    client, location = build_chroma_client(settings)
+    try:
+        return ChromaStore(
+            client, prefix=settings.collection, embedder_name=embedder_name, dim=dim, location=location
+        )
+    except EmbedderMismatchError:
+        if not rebuild:
+            raise
+        client.delete_collection(f"{settings.collection}_chunks")
+        return ChromaStore(
+            client, prefix=settings.collection, embedder_name=embedder_name, dim=dim, location=location
+        )
+
+
+def where_clause(filters: Filters | None) -> dict | None:
+    """``filters`` as a Chroma ``where`` clause (None when it keeps everything)."""
+    if filters is None:
         return None
+    clauses: list[dict] = []
+    if filters.sources:
+        clauses.append({"source": {"$in": list(filters.sources)}})
+    lo, hi = date_ord(filters.date_from), date_ord(filters.date_to)
+    if lo is not None:
+        clauses.append({"date_ord": {"$gte": lo}})
+    if hi is not None:
+        clauses.append({"date_ord": {"$lte": hi}})
+    if not clauses:
+        return None
+    return clauses[0] if len(clauses) == 1 else {"$and": clauses}
 
 
-class Store:
-    """Reports and chunks in Chroma, built for one embedder."""
+class ChromaStore:
+    """Reports and chunks in Chroma, built for one embedder (implements ``rag.ports.Store``)."""
 
     def __init__(self, client: Any, *, prefix: str, embedder_name: str, dim: int, location: str) -> None:
         self.client = client
@@ -82,17 +127,27 @@ class Store:
         self._in_process = not location.startswith(("http://", "https://"))  # embedded Chroma holds the GIL
         self._chunks_name = f"{prefix}_chunks"
         self._docs_name = f"{prefix}_docs"
+        self._open()
+
+    def _open(self) -> None:
         try:
-            self.chunks = client.get_or_create_collection(
+            self.chunks = self.client.get_or_create_collection(
                 self._chunks_name,
                 embedding_function=None,
-                metadata={"embedder": embedder_name, "dim": dim},
+                metadata={"embedder": self.embedder_name, "dim": self.dim},
                 configuration={"hnsw": {"space": "cosine"}},
             )
-            self.docs = client.get_or_create_collection(self._docs_name, embedding_function=None)
+            self.docs = self.client.get_or_create_collection(self._docs_name, embedding_function=None)
         except Exception as exc:  # chromadb raises many types; all mean "cannot open"
-            raise StoreError(f"Cannot open the Chroma store at {location}: {exc}") from exc
+            raise StoreError(f"Cannot open the Chroma store at {self.location}: {exc}") from exc
         self._check_embedder()
+
+    def snapshot_key(self) -> str | None:
+        """Both collections' ids (new ones when a collection is recreated); None for a server store,
+        whose client must not write next to a store it does not own."""
+        if not self._in_process:
+            return None
+        return f"{self.chunks.id}-{self.docs.id}"
 
     # --- identity ---------------------------------------------------------------
 
@@ -160,7 +215,7 @@ class Store:
         docs = [self.document(s) for s in names]
         return [d for d in docs if d is not None]
 
-    def query(self, vector: np.ndarray, n: int, where: dict | None = None) -> list[tuple[str, float]]:
+    def query(self, vector: np.ndarray, n: int, filters: Filters | None = None) -> list[tuple[str, float]]:
         """Nearest chunk ids with cosine similarity, best first."""
         # No count() first: Chroma 1.5 returns fewer rows (none for an empty collection) when n is
         # larger, and the extra round trip cost as much as the query itself.
@@ -168,7 +223,7 @@ class Store:
             self.chunks.query,
             query_embeddings=[np.asarray(vector, dtype=np.float32).tolist()],
             n_results=max(1, n),
-            where=where,
+            where=where_clause(filters),
             include=["distances"],
         )
         return [(cid, 1.0 - float(d)) for cid, d in zip(res["ids"][0], res["distances"][0])]
@@ -338,6 +393,11 @@ class Store:
         """Delete the chunk collection (for ``reindex`` with another embedder)."""
         self.writes += 1
         self._call(self.client.delete_collection, self._chunks_name)
+
+    def reset_chunks(self) -> None:
+        """Drop every chunk and reopen an empty chunk collection for this embedder (``reindex``)."""
+        self.drop_chunks()
+        self._open()
 
     # --- helpers ------------------------------------------------------------------
 

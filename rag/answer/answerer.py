@@ -19,23 +19,25 @@ from collections.abc import Generator, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from rag.nlp.claims import check_sentence
-from rag.config import Settings
-from rag.answer.question import Rewrite, rewrite
-from rag.errors import ProviderError, RagError, SchemaError
+from rag.adapters.tokens import lazy_token_counter
 from rag.answer.extractive import ExtractiveAnswerer, abstain_text, check, citation_for
-from rag.adapters.openai_chat import ChatResult, check_json_reply, complete_json, reask_message
-from rag.prompts import (
-    ABSTAIN,
-    citation_key,
-    format_passage,
-    load_prompt,
-    parse_citation_key,
-    prompt_fingerprint,
-)
-from rag.retrieve.retriever import Filters
+from rag.answer.followups import Rewrite, rewrite
+from rag.config import Settings
+from rag.errors import ProviderError, RagError, SchemaError
+from rag.nlp.claims import check_sentence
 from rag.nlp.text import find_quote
-from rag.types import Answer, Citation, Hit, SentenceCheck
+from rag.ports import ChatModel, Embedder, TokenCounter
+from rag.prompts import ABSTAIN, format_passage, load_prompt, parse_citation_key, prompt_fingerprint
+from rag.replies import (
+    FirstReplyCheck,
+    check_json_reply,
+    citation_problems,
+    complete_json,
+    key_range,
+    reask_once,
+)
+from rag.retrieve.retriever import Retriever
+from rag.types import Answer, ChatResult, Citation, Filters, Hit, SentenceCheck
 
 Event = tuple[str, Any]  # ("status", str) | ("delta", str) | ("answer", Answer)
 
@@ -59,18 +61,18 @@ class Answerer:
 
     def __init__(
         self,
-        retriever: Any,
-        embedder: Any,
+        retriever: Retriever,
+        embedder: Embedder,
         settings: Settings,
         *,
-        chat: Any = None,
-        token_counter: Any = None,
+        chat: ChatModel | None = None,
+        token_counter: TokenCounter | None = None,
     ) -> None:
         self.retriever = retriever
         self.embedder = embedder
         self.settings = settings
         self.chat = chat
-        self._token_counter = token_counter
+        self.token_counter = token_counter or lazy_token_counter(settings)
         self.extractive = ExtractiveAnswerer(embedder, settings)
         self._fingerprint: str | None = None
 
@@ -78,15 +80,6 @@ class Answerer:
     def mode(self) -> str:
         """'llm' when a chat model is configured, else 'extractive'."""
         return "llm" if self.chat is not None else "extractive"
-
-    @property
-    def token_counter(self) -> Any:
-        """The counter for context packing (built on first use in LLM mode)."""
-        if self._token_counter is None:
-            from rag.adapters.tokens import TokenCounter
-
-            self._token_counter = TokenCounter(self.settings.llm_model)
-        return self._token_counter
 
     @property
     def fingerprint(self) -> str:
@@ -198,9 +191,10 @@ class Answerer:
             text = abstain_text(ctx.searched, "nothing matched the question")
             yield "answer", Answer(ctx.question, text, True, "llm", passages=ctx.hits)
             return
+        assert self.chat is not None  # LLM mode only
         t0 = time.perf_counter()
         packed, messages, usage = self._pack(ctx)
-        validator = ReplyCheck(packed)
+        validator = FirstReplyCheck(lambda data: reply_problems(data, packed))
         prompt = load_prompt("answer")
         try:
             if stream:
@@ -239,9 +233,10 @@ class Answerer:
         return ctx.hits[:n], messages, usage
 
     def _stream_json(
-        self, messages: list[dict], schema: dict, validator: ReplyCheck
+        self, messages: list[dict], schema: dict, validator: FirstReplyCheck
     ) -> Generator[Event, None, tuple[dict, ChatResult]]:
         """Stream the first reply (yielding its sentences as they grow); re-ask once without streaming."""
+        assert self.chat is not None
         parts: list[str] = []
         shown = ""
         for delta in self.chat.stream(messages):
@@ -251,26 +246,15 @@ class Answerer:
                 yield "delta", text[len(shown) :]
                 shown = text
         first = ChatResult(
-            "".join(parts),
-            dict(getattr(self.chat, "last_usage", {}) or {}),
-            self.chat.name,
-            getattr(self.chat, "last_finish_reason", None),
+            "".join(parts), dict(self.chat.last_usage or {}), self.chat.name, self.chat.last_finish_reason
         )
         data, problems = check_json_reply(first, schema, validator)
         if not problems:
             return data, first
         yield "status", "The answer did not check out; asking the model again\u2026"
-        retry = [*messages, {"role": "assistant", "content": first.text}, reask_message(problems)]
-        second = self.chat.complete(retry, json_schema=schema, schema_name="answer")
-        data, problems = check_json_reply(second, schema, validator)
-        if problems:
-            raise SchemaError(
-                "The model's reply did not fit the 'answer' format, even after one re-ask: "
-                + "; ".join(problems[:5])
-                + "."
-            )
-        usage = {k: first.usage.get(k, 0) + second.usage.get(k, 0) for k in {*first.usage, *second.usage}}
-        return data, ChatResult(second.text, usage, second.model, second.finish_reason)
+        return reask_once(
+            self.chat, messages, schema, first, problems, schema_name="answer", validate=validator
+        )
 
     def _fallback(self, ctx: Context, exc: RagError) -> Answer:
         """The extractive answer with a notice naming why the LLM answer is not shown."""
@@ -288,28 +272,11 @@ class Answerer:
         return answer
 
 
-class ReplyCheck:
-    """The ``validate`` hook: citation problems always count; unsupported claims only on the first reply.
-
-    A claim the checker cannot find in its cited passages earns one re-ask; if the
-    re-asked reply still has one, the answer is shown with that sentence flagged.
-    """
-
-    def __init__(self, packed: list[Hit]) -> None:
-        self.packed = packed
-        self.calls = 0
-
-    def __call__(self, data: dict) -> list[str]:
-        self.calls += 1
-        hard, soft = reply_problems(data, self.packed)
-        return hard + (soft if self.calls == 1 else [])
-
-
 def reply_problems(data: dict, packed: list[Hit]) -> tuple[list[str], list[str]]:
     """(citation problems, unsupported-claim problems) of a schema-valid answer reply."""
     hard: list[str] = []
     soft: list[str] = []
-    keys = f"{citation_key(1)} to {citation_key(len(packed))}" if len(packed) > 1 else citation_key(1)
+    texts = [h.chunk.text for h in packed]
     sentences = data.get("sentences") or []
     if not sentences:
         hard.append('"sentences" is empty: give at least one sentence')
@@ -321,29 +288,26 @@ def reply_problems(data: dict, packed: list[Hit]) -> tuple[list[str], list[str]]
         if text.startswith(ABSTAIN):
             continue
         if not sent.get("citations"):
-            hard.append(f"sentence {i} cites no passage; cite one of {keys} with an exact quote")
+            hard.append(
+                f"sentence {i} cites no passage; cite one of {key_range(len(packed))} with an exact quote"
+            )
             continue
-        cited: list[str] = []
-        for cite in sent["citations"]:
-            n = parse_citation_key(str(cite.get("key", "")))
-            if n is None or not 1 <= n <= len(packed):
-                hard.append(
-                    f'sentence {i} cites "{cite.get("key")}", which is not one of the passages ({keys})'
-                )
-                continue
-            passage = packed[n - 1].chunk.text
-            if find_quote(passage, str(cite.get("quote") or "")) is None:
-                hard.append(
-                    f'sentence {i}: the quote "{_short(cite.get("quote"))}" does not occur in '
-                    f"{citation_key(n)}; copy the quote exactly"
-                )
-            cited.append(passage)
+        found, problems = citation_problems(sent["citations"], texts, f"sentence {i}")
+        hard += problems
+        # Every cited passage counts for the claim check, even one whose quote failed.
+        cited = [texts[n - 1] for c in sent["citations"] if (n := _key(c, len(texts))) is not None]
         verdict = check_sentence(text, cited) if cited else None
         if verdict is not None and not verdict.supported:
             soft.append(
                 f"sentence {i} is not supported by the passages it cites: {'; '.join(verdict.problems)}"
             )
     return hard, soft
+
+
+def _key(cite: dict, n: int) -> int | None:
+    """The passage number a citation names, when it is one of ``n`` passages."""
+    k = parse_citation_key(str(cite.get("key", "")))
+    return k if k is not None and 1 <= k <= n else None
 
 
 def build_llm_answer(question: str, data: dict, packed: list[Hit], hits: list[Hit], searched: str) -> Answer:
@@ -405,8 +369,3 @@ def redact(answer: Answer, secret: str | None) -> Answer:
     for s in answer.sentences:
         s.problems = [p.replace(secret, "***") for p in s.problems]
     return answer
-
-
-def _short(text: object, n: int = 60) -> str:
-    s = " ".join(str(text or "").split())
-    return s if len(s) <= n else s[: n - 1] + "\u2026"

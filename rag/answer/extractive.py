@@ -39,16 +39,14 @@ import math
 import re
 import time
 from dataclasses import dataclass, field
-from typing import Any
 
 import numpy as np
 
+from rag.answer.question import Question, analyse_question, is_yes_no
 from rag.cache import LRU
-from rag.nlp.claims import Facts, check_sentence, extract_facts
 from rag.config import Settings
-from rag.answer.question import Question, analyse_question, is_yes_no, looks_like_person
-from rag.nlp.entities import find_people
-from rag.prompts import ABSTAIN
+from rag.nlp.claims import Facts, check_sentence, extract_facts
+from rag.nlp.entities import find_people, looks_like_person
 from rag.nlp.text import (
     Sentence,
     containment,
@@ -58,6 +56,8 @@ from rag.nlp.text import (
     split_sentences,
     words,
 )
+from rag.ports import Embedder
+from rag.prompts import ABSTAIN
 from rag.types import Answer, Citation, Hit, SentenceCheck
 
 
@@ -134,7 +134,7 @@ class SentenceInfo:
 
 
 @dataclass
-class Candidate:
+class AnswerCandidate:
     """A sentence of a retrieved passage, its score and the features behind it."""
 
     hit: Hit
@@ -159,7 +159,7 @@ class Ranking:
     """Candidates best first, and why the answer abstains (None when it does not)."""
 
     question: Question
-    candidates: list[Candidate]
+    candidates: list[AnswerCandidate]
     abstain_reason: str | None
     key_coverage: float
 
@@ -288,7 +288,7 @@ class ExtractiveAnswerer:
 
     def __init__(
         self,
-        embedder: Any,
+        embedder: Embedder,
         settings: Settings,
         *,
         weights: Weights | None = None,
@@ -309,7 +309,7 @@ class ExtractiveAnswerer:
             self.infos.put(hit.chunk.chunk_id, infos)
         return infos
 
-    def similarities(self, question: str, cands: list[Candidate]) -> np.ndarray:
+    def similarities(self, question: str, cands: list[AnswerCandidate]) -> np.ndarray:
         """Cosine similarity of the question to each candidate; uncached sentences embedded in one batch."""
         qvec = np.asarray(self.embedder.embed_query(question), dtype=np.float32).reshape(-1)
         keys = [(c.hit.chunk.doc_id, c.sentence.start, c.sentence.end) for c in cands]
@@ -330,14 +330,14 @@ class ExtractiveAnswerer:
         """
         q = analyse_question(question)
         coverage, missing = key_coverage(q, hits)
-        cands: list[Candidate] = []
+        cands: list[AnswerCandidate] = []
         seen: set[tuple[str, int, int]] = set()  # overlapping chunks share sentences: score each once
         for rank, hit in enumerate(hits):
             for info in self.sentences_of(hit):
                 span = (hit.chunk.doc_id, info.sentence.start, info.sentence.end)
                 if span not in seen:
                     seen.add(span)
-                    cands.append(Candidate(hit, rank, info))
+                    cands.append(AnswerCandidate(hit, rank, info))
         vec = self.weights.vector()
         ranks = [c.rank for c in cands]
         feats = features(q, [c.info for c in cands], np.zeros(len(cands)), ranks, len(hits))
@@ -352,7 +352,7 @@ class ExtractiveAnswerer:
         cands.sort(key=lambda c: (-c.score, c.rank, c.sentence.start))
         return Ranking(q, cands, abstain_reason(self.weights, coverage, missing, feats, scores), coverage)
 
-    def select(self, ranking: Ranking, limit: int | None = None) -> list[Candidate]:
+    def select(self, ranking: Ranking, limit: int | None = None) -> list[AnswerCandidate]:
         """The sentences of the answer (see ``choose``)."""
         cands = ranking.candidates
         picked = choose(

@@ -17,10 +17,12 @@ from typing import Any
 
 from rag.config import Settings
 from rag.errors import RagError
-from rag.evaluation import gate as gate_mod
-from rag.evaluation.report import write_report
-from rag.evaluation.runner import REPO, SUITES, _eval_dir, run as run_suite
-from rag.evaluation.scoring import score
+from rag.evaluation.runner import REPO, SUITES, _eval_dir
+from rag.evaluation.runner import run as run_suite
+from rag.types import Progress
+
+# The scorer, the report and the gate (rouge-score, nltk) are imported only when evaluating: the
+# `rag` parser adds these arguments for every command, `rag --help` included.
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -49,7 +51,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def _progress() -> Any:
     state = {"last": 0.0}
 
-    def show(label: str, done: int, total: int) -> None:
+    def show(done: int, total: int, label: str) -> None:
         now = time.monotonic()
         if done < total and now - state["last"] < (0.2 if sys.stderr.isatty() else 15):
             return
@@ -78,6 +80,9 @@ def evaluate(
     baseline: Path | None = None,
 ) -> dict[str, Any]:
     """Run, score and write the reports of one suite; returns the scored result."""
+    from rag.evaluation.report import write_report
+    from rag.evaluation.scoring import score
+
     run_file = run_suite(suite, settings, out, limit=limit, progress=progress)
     scored = score(run_file)
     base = _load(_default(baseline, f"baseline-{suite}.json"))
@@ -85,10 +90,10 @@ def evaluate(
     return scored
 
 
-def run_fast(settings: Settings, out_dir: Path, progress: Any = None) -> dict[str, Any]:
+def run_fast(settings: Settings, out_dir: Path, progress: Progress | None = None) -> dict[str, Any]:
     """The fast suite as the page's Evaluate tab runs it."""
     suite = "fast" if (REPO.parent / "shared" / "datasets").is_dir() else "gold"
-    return evaluate(settings, suite, Path(out_dir), progress=lambda l, d, t: progress and progress(l, d, t))
+    return evaluate(settings, suite, Path(out_dir), progress=progress)
 
 
 def latest_report(out_dir: Path) -> dict[str, Any] | None:
@@ -103,6 +108,10 @@ def _load(path: Path | None) -> dict[str, Any] | None:
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
     """Entry point for `rag eval`; returns the exit code."""
+    from rag.evaluation import gate as gate_mod
+    from rag.evaluation.report import write_report
+    from rag.evaluation.scoring import score
+
     out = args.out or (REPO / "eval" / "runs" / args.suite)
     progress = _progress()
     if args.stage in ("all", "run"):

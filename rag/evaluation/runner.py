@@ -13,16 +13,16 @@ import json
 import random
 import subprocess
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Literal
 
 from rag.config import Settings
 from rag.errors import RagError
 from rag.evaluation import datasets as ds
-from rag.retrieve.retriever import Filters
+from rag.types import Filters, Progress
 
-Progress = Callable[[str, int, int], None]
 REPO = Path(__file__).resolve().parents[2]
 RETRIEVE_K = 10
 DATA_DIR = Path(__file__).resolve().parent / "data"
@@ -65,7 +65,9 @@ def _sample(cases: list[ds.TestCase], limit: int | None, seed: int = 0) -> list[
     return [c for i, c in enumerate(cases) if i in picked]
 
 
-def multihop_part(split: str, limit: int | None, distractors: int | None = None) -> Part:
+def multihop_part(
+    split: Literal["dev", "test", "all"], limit: int | None, distractors: int | None = None
+) -> Part:
     """MultiHop-RAG cases of a split; with ``distractors`` the corpus is cut to the gold
     articles of the sampled cases plus that many other articles (for a fast run)."""
     corpus, cases = ds.multihop_rag(shared_dir(), split=split)
@@ -82,12 +84,14 @@ def multihop_part(split: str, limit: int | None, distractors: int | None = None)
     return Part(f"multihop-{split}", "qa", cases, corpus)
 
 
-def squad_part(version: str, limit: int | None, scope: str) -> Part:
+def squad_part(
+    version: Literal["1.1", "2.0"], limit: int | None, scope: Literal["articles", "paragraphs", "all"]
+) -> Part:
     corpus, cases = ds.squad(shared_dir(), version=version, limit=limit, seed=0, corpus_scope=scope)
     return Part(f"squad-{version}", "qa", cases, corpus)
 
 
-def brief_part(name: str, limit: int | None) -> Part:
+def brief_part(name: Literal["cnndm", "xsum"], limit: int | None) -> Part:
     return Part(name, "textbrief", _sample(ds.element_aware(shared_dir(), name), limit))
 
 
@@ -187,7 +191,7 @@ def _index(part: Part, pipe: Any, progress: Progress | None) -> float:
     from rag.ingest.loading import load_text
 
     t0 = time.perf_counter()
-    tick = (lambda done, total, _name: progress(f"{part.name}: indexing", done, total)) if progress else None
+    tick = (lambda done, total, _name: progress(done, total, f"{part.name}: indexing")) if progress else None
     if part.folder is not None:
         report = pipe.ingest([part.folder], progress=tick)
     else:
@@ -217,7 +221,7 @@ def _run_part(part: Part, pipe: Any, progress: Progress | None) -> Iterator[dict
             record["case"].pop("document", None)  # the scorer reads the dataset again
         yield record
         if progress:
-            progress(part.name, i, len(part.cases))
+            progress(i, len(part.cases), part.name)
 
 
 def _hit_row(hit: Any) -> dict[str, Any]:

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 import numpy as np
 
@@ -245,7 +246,8 @@ def _abstention(rows: list[dict[str, Any]], seed: int = 0) -> dict[str, dict[str
 def _aggregate(rows: list[dict[str, Any]]) -> tuple[dict, dict]:
     """Ours and the baselines' (``name:metric``) metric summaries for one part."""
     names = sorted({k for r in rows for k in r["values"]})
-    ours, baselines = {}, defaultdict(dict)
+    ours: dict[str, Any] = {}
+    baselines: defaultdict[str, dict[str, Any]] = defaultdict(dict)
     for name in names:
         summary = summarize([r["values"][name] for r in rows if name in r["values"]])
         if ":" in name:

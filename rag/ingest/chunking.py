@@ -12,8 +12,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from langchain_text_splitters import RecursiveCharacterTextSplitter
-
 from rag.errors import ConfigError
 from rag.nlp.text import split_sentences
 from rag.types import Chunk, Document
@@ -79,6 +77,9 @@ class Chunker:
 
     def _split_span(self, text: str, start: int, end: int, size: int) -> list[Span]:
         """Cut ``text[start:end]`` into pieces of at most ``size`` tokens, located exactly."""
+        # Imported here: only oversize sentences need LangChain (0.5 s of start-up for every command).
+        from langchain_text_splitters import RecursiveCharacterTextSplitter
+
         splitter = RecursiveCharacterTextSplitter(
             chunk_size=size, chunk_overlap=0, length_function=self._cached_count, keep_separator=True
         )

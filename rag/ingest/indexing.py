@@ -9,17 +9,15 @@ are embedded together so the embedder sees full batches.
 from __future__ import annotations
 
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
 
 import numpy as np
 
 from rag.errors import RagError
-from rag.adapters.chroma import Store
-from rag.types import Chunk, Document
+from rag.ports import Chunker, Embedder, Store
+from rag.types import Chunk, Document, IngestReport, Progress
 
-Progress = Callable[[int, int, str], None]
+__all__ = ["IngestReport", "ingest_documents", "ingest_paths"]
 _GROUP_CHUNKS = 256  # chunks embedded per group: big enough for full batches, small enough to commit often
 _FIRST_GROUP_CHUNKS = 32  # one embedder batch: the embedder starts while the rest is still being chunked
 # Rows per Chroma call while the embedder thread runs: embedded Chroma holds the GIL for a whole call,
@@ -27,40 +25,12 @@ _FIRST_GROUP_CHUNKS = 32  # one embedder batch: the embedder starts while the re
 _WRITE_BATCH = 32
 
 
-@dataclass
-class IngestReport:
-    """What an ingest did, file by file."""
-
-    added: list[dict[str, Any]] = field(default_factory=list)
-    updated: list[dict[str, Any]] = field(default_factory=list)
-    unchanged: list[dict[str, Any]] = field(default_factory=list)
-    rejected: list[dict[str, Any]] = field(default_factory=list)
-    repaired: list[str] = field(default_factory=list)
-
-    @property
-    def ok(self) -> bool:
-        return not self.rejected
-
-    @property
-    def chunks(self) -> int:
-        return sum(item.get("chunks", 0) for item in self.added + self.updated)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "added": self.added,
-            "updated": self.updated,
-            "unchanged": self.unchanged,
-            "rejected": self.rejected,
-            "repaired": self.repaired,
-        }
-
-
 def ingest_documents(
     docs: list[Document],
     *,
     store: Store,
-    embedder: Any,
-    chunker: Any,
+    embedder: Embedder,
+    chunker: Chunker,
     paths: dict[str, str] | None = None,
     force: bool = False,
     progress: Progress | None = None,
@@ -90,7 +60,13 @@ def ingest_documents(
 
 
 def _write_groups(
-    todo, store, embedder, chunker, paths, report: IngestReport, progress: Progress | None
+    todo: list[tuple[Document, str]],
+    store: Store,
+    embedder: Embedder,
+    chunker: Chunker,
+    paths: dict[str, str],
+    report: IngestReport,
+    progress: Progress | None,
 ) -> None:
     """Chunk, embed and commit reports in groups, embedding one group while the previous one is written.
 
@@ -163,8 +139,8 @@ def ingest_paths(
     paths: list[Path],
     *,
     store: Store,
-    embedder: Any,
-    chunker: Any,
+    embedder: Embedder,
+    chunker: Chunker,
     max_bytes: int,
     progress: Progress | None = None,
 ) -> IngestReport:
@@ -173,7 +149,7 @@ def ingest_paths(
 
     loaded = load_paths([Path(p) for p in paths], max_bytes=max_bytes)
     report = IngestReport(rejected=[{"path": r.path, "reason": r.reason} for r in loaded.rejected])
-    origin = getattr(loaded, "origins", None) or {}
+    origin = loaded.origins
     return ingest_documents(
         loaded.documents,
         store=store,

@@ -14,10 +14,10 @@ import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from rag.nlp import dates
 from rag.errors import IngestError
-from rag.ingest.readers import MB, READERS, Extracted, Unreadable, html_text, markdown
+from rag.ingest.readers import MB, READERS, ReadResult, Unreadable, html_text, markdown
 from rag.ingest.readers import NO_TEXT_LAYER as NO_TEXT_LAYER  # re-exported: callers match on it
+from rag.nlp import dates
 from rag.nlp.text import normalize
 from rag.types import Document
 
@@ -177,7 +177,7 @@ def load_text(
     text: str, *, source: str, title: str | None = None, date: str | None = None, fmt: str = "txt"
 ) -> Document:
     """A Document from text already in memory (evaluation corpora): same normalisation and detection."""
-    reader = {"md": markdown, "html": html_text}.get(fmt, lambda t: Extracted(t))
+    reader = {"md": markdown, "html": html_text}.get(fmt, lambda t: ReadResult(t))
     try:
         extracted = reader(text)
         doc = _document(extracted, source=source, fmt=fmt)
@@ -210,7 +210,7 @@ def _read_capped(path: Path, max_bytes: int) -> bytes:
     return data
 
 
-def _document(ex: Extracted, *, source: str, fmt: str) -> Document:
+def _document(ex: ReadResult, *, source: str, fmt: str) -> Document:
     """Normalise extracted text and fill title, date and id."""
     text = normalize(ex.text)
     if not text:

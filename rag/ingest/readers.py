@@ -27,7 +27,7 @@ class Unreadable(Exception):
 
 
 @dataclass
-class Extracted:
+class ReadResult:
     """What a format reader found: raw text plus title and date hints."""
 
     text: str
@@ -112,12 +112,12 @@ def _refuse_binary(data: bytes) -> None:
 # --- plain text and markdown -----------------------------------------------------------------
 
 
-def plain(data: bytes) -> Extracted:
+def plain(data: bytes) -> ReadResult:
     """Plain text: decoded, nothing else."""
-    return Extracted(_decode(data))
+    return ReadResult(_decode(data))
 
 
-def markdown(text: str | bytes) -> Extracted:
+def markdown(text: str | bytes) -> ReadResult:
     """Markdown kept as text: front matter read, heading marks and setext underlines dropped."""
     if isinstance(text, bytes):
         text = _decode(text)
@@ -133,7 +133,7 @@ def markdown(text: str | bytes) -> Extracted:
             lines[i] = ""
         if heading and title is None:
             title = heading
-    return Extracted("\n".join(lines), title=title, meta=meta)
+    return ReadResult("\n".join(lines), title=title, meta=meta)
 
 
 _ATX = re.compile(r" {0,3}#{1,6}(?=[ \t]|$)")
@@ -243,7 +243,7 @@ class _HTMLText(HTMLParser):
         self.parts.append(data if self.pre else re.sub(r"\s+", " ", data))
 
 
-def html_text(raw: str | bytes) -> Extracted:
+def html_text(raw: str | bytes) -> ReadResult:
     """Text, title (``<title>`` then first ``<h1>``) and date hints of an HTML page."""
     text = _without_comments(_decode_html(raw) if isinstance(raw, bytes) else raw)
     # A "<" followed by another "<" before any ">" cannot open a tag; escaping it avoids
@@ -256,7 +256,7 @@ def html_text(raw: str | bytes) -> Extracted:
     except Exception as e:  # html.parser is lenient; this is a last resort
         raise Unreadable(f"could not parse the HTML: {e}") from None
     title = "".join(parser.title or []).strip() or "".join(parser.h1 or []).strip() or None
-    return Extracted("".join(parser.parts), title=title, meta=parser.meta)
+    return ReadResult("".join(parser.parts), title=title, meta=parser.meta)
 
 
 def _without_comments(text: str) -> str:
@@ -287,7 +287,7 @@ def _decode_html(data: bytes) -> str:
 # --- pdf -------------------------------------------------------------------------------------
 
 
-def _pdf(data: bytes) -> Extracted:
+def _pdf(data: bytes) -> ReadResult:
     """Text of each page, joined by blank lines; encrypted files tried with the empty password."""
     import pypdf  # imported here: only PDF ingestion pays for it
 
@@ -314,7 +314,7 @@ def _pdf(data: bytes) -> Extracted:
         raise Unreadable("empty: the PDF has no pages")
     if not any(t.strip() for t in texts):
         raise Unreadable(NO_TEXT_LAYER)
-    return Extracted("\n\n".join(texts), title=_pdf_title(reader))
+    return ReadResult("\n\n".join(texts), title=_pdf_title(reader))
 
 
 def _pdf_title(reader: object) -> str | None:
@@ -339,7 +339,7 @@ def _short(e: Exception) -> str:
 # --- docx ------------------------------------------------------------------------------------
 
 
-def _docx(data: bytes) -> Extracted:
+def _docx(data: bytes) -> ReadResult:
     """Paragraphs and tables in document order; title from properties or the first heading."""
     if not zipfile.is_zipfile(io.BytesIO(data)):
         raise Unreadable("not a Word .docx file (it is not a zip package; old .doc files are not supported)")
@@ -363,7 +363,7 @@ def _docx(data: bytes) -> Extracted:
         raise Unreadable(f"corrupt Word document, could not be read ({_short(e)})") from None
     fallback = created.date().isoformat() if created else None
     fallback = None if fallback == _PYTHON_DOCX_TEMPLATE_DATE else fallback
-    return Extracted("\n\n".join(blocks), title=(title or "").strip() or heading, fallback_date=fallback)
+    return ReadResult("\n\n".join(blocks), title=(title or "").strip() or heading, fallback_date=fallback)
 
 
 def _docx_blocks(document: object) -> tuple[list[str], str | None]:
@@ -390,7 +390,7 @@ def _docx_blocks(document: object) -> tuple[list[str], str | None]:
     return blocks, heading
 
 
-READERS: dict[str, Callable[[bytes], Extracted]] = {
+READERS: dict[str, Callable[[bytes], ReadResult]] = {
     "txt": plain,
     "md": markdown,
     "html": html_text,

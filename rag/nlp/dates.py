@@ -184,3 +184,19 @@ def _dateline(text: str) -> tuple[str | None, str | None]:
                 return hit[0], None
             updated = updated or hit[0]
     return updated, yearless
+
+
+def date_ord(date: str | None) -> int | None:
+    """YYYY-MM-DD (or YYYY-MM, YYYY) as an int YYYYMMDD for range filters."""
+    if not date:
+        return None
+    parts = (date.split("-") + ["01", "01"])[:3]
+    try:
+        return int(parts[0]) * 10000 + int(parts[1] or 1) * 100 + int(parts[2] or 1)
+    except ValueError:
+        return None
+
+
+def sort_key(date: str) -> str:
+    """Sort key of an ISO, month or --MM-DD date (a date without a year sorts after dated ones)."""
+    return "9999" + date[1:] if date.startswith("--") else date

@@ -1,6 +1,9 @@
-"""Rule-based extraction of people, organisations, places, dates, figures and agreements.
+"""Entities: the one place for names, titles and organisations, and the rule-based finders.
 
-Used by the extractive (no-LLM) structured summary. Every item carries the span
+The word lists below (titles, qualifiers, honorifics, organisation words) are the only
+ones in Dossier; the question analysis' person test (``looks_like_person``) and the
+finders of people, organisations, places, dates, figures and agreements all use them.
+The finders feed the extractive (no-LLM) structured summary. Every item carries the span
 of the sentence it came from, so it can be cited. The rules only fire on forms
 that are reliable in news and press releases: titled names ("Sanjeev Kumar,
 Secretary of Defence Production", "D.K. Sunil, CMD (HAL)", "Lt Gen Dylevsky Igor
@@ -16,11 +19,8 @@ import re
 from dataclasses import dataclass, field
 
 from rag.nlp.claims import MONTHS
-from rag.nlp.dates import find_dates
-from rag.summarize.centrality import Candidate
-from rag.summarize.structured import citation_dict, finish_summary, sort_key
-from rag.nlp.text import STOPWORDS, Sentence, containment, fold, shingles, split_sentences
-from rag.types import Document
+from rag.nlp.dates import find_dates, sort_key
+from rag.nlp.text import STOPWORDS, Sentence, unique_sentences
 
 # --- shared pieces ---------------------------------------------------------------
 
@@ -50,7 +50,7 @@ _ORG_WORDS = (
     " organisation organization federation union party parliament government court police army navy"
     " force forces"
     " command staff service services plant factory works limited holdings board foundation club league"
-    " exchange embassy consulate alliance coalition"
+    " exchange embassy consulate alliance coalition working"
 ).split()
 _NOT_ACRONYMS = frozenset(
     "CMD CEO CFO COO CTO MD MP TV AM PM OK US UK UN EU AI IT HR PR GDP ID II III IV VI".split()
@@ -71,7 +71,7 @@ class Mention:
 
 
 @dataclass
-class Extracted:
+class Mentions:
     """Everything the rules found, per field."""
 
     people: list[Mention] = field(default_factory=list)
@@ -82,20 +82,6 @@ class Extracted:
     agreements: list[Mention] = field(default_factory=list)
 
 
-def unique_sentences(text: str, *, threshold: float = 0.8) -> list[Sentence]:
-    """Sentences of ``text`` with repeats dropped: a paragraph quoted twice, in other quotes, counts once."""
-    kept: list[tuple[Sentence, set]] = []
-    for sent in split_sentences(text):
-        sh = shingles(sent.text)
-        folded = fold(sent.text).strip(" \"'")
-        if any(
-            containment(sh, other) >= threshold or fold(k.text).strip(" \"'") == folded for k, other in kept
-        ):
-            continue
-        kept.append((sent, sh))
-    return [s for s, _ in kept]
-
-
 def _clean(value: str) -> str:
     return value.strip(" ,;:.\"'\u201c\u201d\u2018\u2019()")
 
@@ -103,9 +89,26 @@ def _clean(value: str) -> str:
 # --- people ----------------------------------------------------------------------
 
 _TITLE_QUALIFIERS = (
-    "First Second Senior Joint Additional Acting Executive Managing Principal Deputy Vice Chief Foreign "
-    "Defence Defense Prime"
+    "First Second Senior Junior Joint Additional Acting Executive Managing Principal Deputy Vice Chief "
+    "Foreign Defence Defense Prime"
 ).split()
+# Abbreviated ranks and honorifics (the spelled-out ranks are in _RANKS).
+_HONORIFICS = frozenset("lt gen col maj mr mrs ms dr prof sir".split())
+# Every word that can be part of a title and never of a name.
+TITLE_TOKENS = frozenset(_TITLE_WORDS) | {w.lower() for w in _TITLE_QUALIFIERS} | _HONORIFICS
+ORG_WORDS = frozenset(_ORG_WORDS)
+
+
+def looks_like_person(name: str) -> bool:
+    """Two or more capitalised tokens, no organisation word or "of", not only titles, not an acronym."""
+    toks = [t.lower().strip(".") for t in name.replace(".", ". ").split()]
+    if len(toks) < 2 or any(t in ORG_WORDS or t in ("of", "the") for t in toks):
+        return False
+    if all(t in TITLE_TOKENS for t in toks):
+        return False
+    return not all(t.isupper() for t in name.split())
+
+
 _TITLE_START = rf"(?:(?:{'|'.join(_TITLE_QUALIFIERS)})\s+)*"
 _TITLE_WORD = "|".join([w.capitalize() for w in _TITLE_WORDS] + [w.upper() for w in _TITLE_WORDS])
 _TITLE_PHRASE = rf"{_TITLE_START}(?:{_TITLE_WORD})\b[^,.;:()\n\u201d\"]{{0,80}}"
@@ -283,9 +286,9 @@ def _what(rest: str) -> str | None:
     return " ".join(words) or None
 
 
-def extract(texts: list[str], *, threshold: float = 0.8) -> Extracted:
+def extract(texts: list[str], *, threshold: float = 0.8) -> Mentions:
     """Run every rule over the unique sentences of each text."""
-    found = Extracted()
+    found = Mentions()
     for doc, text in enumerate(texts):
         for sent in unique_sentences(text, threshold=threshold):
             people = find_people(sent, doc)
@@ -301,75 +304,3 @@ def extract(texts: list[str], *, threshold: float = 0.8) -> Extracted:
 
 
 # --- the extractive structured summary ------------------------------------------------------
-
-_REASONS = {
-    "key_points": "the reports have no further sentences worth listing",
-    "people": "no titled names found (extractive mode lists only names given with a title or role)",
-    "organisations": "no organisation names or acronyms found",
-    "places": "no place named after 'in', 'at' or 'near'",
-    "timeline": "no dates with a month name or in ISO form "
-    "(relative dates such as 'on Monday' are not resolved)",
-    "agreements": "no sentence about an agreement, a signature or a decision",
-    "figures": "no figures written in digits",
-    "open_questions": "extractive mode does not infer what the reports leave unsaid (use LLM mode)",
-}
-
-
-def _merged(mentions: list[Mention], key: str, docs: list[Document]) -> list[dict]:
-    """One item per name (folded): the first mention, gaps filled from later ones, one citation per report."""
-    items: dict[str, dict] = {}
-    cited: dict[str, set[int]] = {}
-    for m in mentions:
-        k = fold(str(m.fields[key])).strip()
-        if k not in items:
-            items[k] = {**m.fields, "citations": []}
-            cited[k] = set()
-        item = items[k]
-        for f, v in m.fields.items():
-            if item.get(f) is None and v is not None:
-                item[f] = v
-        if m.doc not in cited[k]:
-            cited[k].add(m.doc)
-            item["citations"].append(citation_dict(docs[m.doc], m.start, m.end))
-    return list(items.values())
-
-
-def _statement(docs: list[Document], doc: int, start: int, end: int) -> dict:
-    return {"text": docs[doc].text[start:end], "citations": [citation_dict(docs[doc], start, end)]}
-
-
-def build_extractive_summary(
-    docs: list[Document], brief: list[Candidate], points: list[Candidate], *, threshold: float = 0.8
-) -> dict:
-    """The structured summary from rules and extracted sentences only; empty fields say why."""
-    found = extract([d.text for d in docs], threshold=threshold)
-    if brief:
-        bottom = _statement(docs, brief[0].doc, brief[0].start, brief[0].end)
-    else:  # no candidate sentence: the first sentence of the first report with text
-        d = next(i for i, doc in enumerate(docs) if doc.text.strip())
-        first = split_sentences(docs[d].text)[0]
-        bottom = _statement(docs, d, first.start, first.end)
-    bottom_span = (bottom["citations"][0]["source"], bottom["citations"][0]["start"])
-    out: dict = {
-        "title": docs[0].title or docs[0].source
-        if len(docs) == 1
-        else f"{len(docs)} reports: " + "; ".join((d.title or d.source) for d in docs[:3]),
-        "bottom_line": bottom,
-        "key_points": [
-            _statement(docs, c.doc, c.start, c.end)
-            for c in points
-            if (docs[c.doc].source, c.start) != bottom_span
-        ],
-        "people": _merged(found.people, "name", docs),
-        "organisations": _merged(found.organisations, "name", docs),
-        "places": _merged(found.places, "name", docs),
-        "timeline": [
-            {**m.fields, "citations": [citation_dict(docs[m.doc], m.start, m.end)]} for m in found.timeline
-        ],
-        "agreements": [_statement(docs, m.doc, m.start, m.end) for m in found.agreements],
-        "figures": [
-            {**m.fields, "citations": [citation_dict(docs[m.doc], m.start, m.end)]} for m in found.figures
-        ],
-        "open_questions": [],
-    }
-    return finish_summary(out, docs, "extractive", None, _REASONS)

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Iterator
 
 _FOLD_MAP = {
     **{c: '"' for c in "\u201c\u201d\u201e\u201f\u2033\u00ab\u00bb\u301d\u301e\uff02"},
@@ -224,3 +224,17 @@ def _emit(out: list[Sentence], text: str, start: int, end: int, offset: int) -> 
 def word_count(text: str) -> int:
     """Words as a reader counts them (whitespace-separated tokens with a letter or digit)."""
     return sum(1 for t in text.split() if re.search(r"\w", t))
+
+
+def unique_sentences(text: str, *, threshold: float = 0.8) -> list[Sentence]:
+    """Sentences of ``text`` with repeats dropped: a paragraph quoted twice, in other quotes, counts once."""
+    kept: list[tuple[Sentence, set]] = []
+    for sent in split_sentences(text):
+        sh = shingles(sent.text)
+        folded = fold(sent.text).strip(" \"'")
+        if any(
+            containment(sh, other) >= threshold or fold(k.text).strip(" \"'") == folded for k, other in kept
+        ):
+            continue
+        kept.append((sent, sh))
+    return [s for s, _ in kept]

@@ -16,7 +16,6 @@ import numpy as np
 from rag.nlp.text import _FOLD_MAP, STOPWORDS, WORD_RE, fold, stem, words
 from rag.types import Chunk
 
-
 # ``fold`` maps the characters of ``_FOLD_MAP`` (quotes, dashes, spaces, ellipsis) and lower-cases the
 # rest one by one. ``str.lower`` on a whole text agrees with that except for U+0130 (its lower case is
 # two characters) and U+03A3 (final-sigma rule); texts holding either take the per-character path.
@@ -76,7 +75,7 @@ class LexicalIndex:
         (folder / "ids.json").write_text(json.dumps(self.ids), encoding="utf-8")
 
     @classmethod
-    def load(cls, folder: Path) -> "LexicalIndex":
+    def load(cls, folder: Path) -> LexicalIndex:
         """An index written by ``save`` (a few hundred milliseconds, against a full rebuild)."""
         import bm25s
 

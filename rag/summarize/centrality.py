@@ -61,7 +61,7 @@ class ExtractiveParams:
 
 
 @dataclass(frozen=True)
-class Candidate:
+class SummaryCandidate:
     """A candidate sentence: ``text == texts[doc][start:end]``, ``position`` its rank in the document."""
 
     doc: int
@@ -166,16 +166,16 @@ def _tidy(text: str, a: int, b: int, *, first: bool = False) -> tuple[int, int] 
     return a, b
 
 
-def candidate_sentences(text: str, *, doc: int = 0, min_words: int = 4) -> list[Candidate]:
+def candidate_sentences(text: str, *, doc: int = 0, min_words: int = 4) -> list[SummaryCandidate]:
     """Sentences of ``text`` worth summarising, boilerplate cut, with spans into ``text``."""
     tokenised = is_tokenised(text)
-    out: list[Candidate] = []
+    out: list[SummaryCandidate] = []
     for sent in split_sentences(text):
         for a, b in _pieces(text, sent.start, sent.end, tokenised):
             span = _tidy(text, a, b, first=not out)
             if span is None or word_count(text[span[0] : span[1]]) < min_words:
                 continue
-            out.append(Candidate(doc, len(out), span[0], span[1], text[span[0] : span[1]]))
+            out.append(SummaryCandidate(doc, len(out), span[0], span[1], text[span[0] : span[1]]))
     return out
 
 
@@ -216,7 +216,9 @@ def score_document(
     return score
 
 
-def score_candidates(cands: Sequence[Candidate], vectors: np.ndarray, params: ExtractiveParams) -> np.ndarray:
+def score_candidates(
+    cands: Sequence[SummaryCandidate], vectors: np.ndarray, params: ExtractiveParams
+) -> np.ndarray:
     """Scores for candidates from one or more documents (others' support added across documents)."""
     scores = np.zeros(len(cands))
     docs = sorted({c.doc for c in cands})
@@ -234,7 +236,7 @@ def score_candidates(cands: Sequence[Candidate], vectors: np.ndarray, params: Ex
 
 
 def _repeats(
-    i: int, chosen: list[int], cands: Sequence[Candidate], vectors: np.ndarray, limit: float
+    i: int, chosen: list[int], cands: Sequence[SummaryCandidate], vectors: np.ndarray, limit: float
 ) -> bool:
     """True when candidate ``i`` says what a chosen one already says (embedding or word-shingle overlap)."""
     if not chosen:
@@ -246,7 +248,7 @@ def _repeats(
 
 
 def select(
-    cands: Sequence[Candidate],
+    cands: Sequence[SummaryCandidate],
     scores: np.ndarray,
     vectors: np.ndarray,
     max_words: int,
@@ -271,7 +273,7 @@ def select(
 
 def rank(
     texts: Sequence[str], embedder: SentenceEmbedder, params: ExtractiveParams | None = None
-) -> tuple[list[Candidate], np.ndarray, np.ndarray]:
+) -> tuple[list[SummaryCandidate], np.ndarray, np.ndarray]:
     """Candidates of one or more texts with their scores and sentence vectors."""
     params = params or ExtractiveParams()
     cands = [
@@ -279,7 +281,7 @@ def rank(
     ]
     if not cands:  # nothing but fragments: better a fragment than an empty brief
         cands = [
-            Candidate(d, i, s.start, s.end, s.text)
+            SummaryCandidate(d, i, s.start, s.end, s.text)
             for d, t in enumerate(texts)
             for i, s in enumerate(split_sentences(t))
         ]
@@ -295,14 +297,14 @@ def summarize(
     *,
     max_words: int,
     params: ExtractiveParams | None = None,
-) -> list[Candidate]:
+) -> list[SummaryCandidate]:
     """The extractive summary of one or more texts: picked sentences in document order."""
     params = params or ExtractiveParams()
     cands, scores, vectors = rank(texts, embedder, params)
     return [cands[i] for i in select(cands, scores, vectors, max_words, params)]
 
 
-def trim_to_words(cand: Candidate, limit: int) -> tuple[Candidate, str]:
+def trim_to_words(cand: SummaryCandidate, limit: int) -> tuple[SummaryCandidate, str]:
     """``cand`` cut to ``limit`` words at the last clause boundary (",;:" or dash) or a word; and how."""
     for m in reversed(list(re.finditer(r"[,;:\u2013\u2014]|\s-\s", cand.text))):
         if 0 < word_count(cand.text[: m.start()]) <= limit:
@@ -311,16 +313,16 @@ def trim_to_words(cand: Candidate, limit: int) -> tuple[Candidate, str]:
     else:
         words = list(re.finditer(r"\S+", cand.text))
         text, how = cand.text[: words[min(limit, len(words)) - 1].end()], "a word boundary (no clause fits)"
-    return Candidate(cand.doc, cand.position, cand.start, cand.start + len(text), text), how
+    return SummaryCandidate(cand.doc, cand.position, cand.start, cand.start + len(text), text), how
 
 
 def brief_candidates(
-    cands: Sequence[Candidate],
+    cands: Sequence[SummaryCandidate],
     scores: np.ndarray,
     vectors: np.ndarray,
     max_words: int,
     params: ExtractiveParams,
-) -> tuple[list[Candidate], str | None]:
+) -> tuple[list[SummaryCandidate], str | None]:
     """The brief's sentences, and how the top one was trimmed (None when whole sentences fit).
 
     Whole sentences are dropped rather than cut; only when the best sentence alone is
@@ -407,12 +409,12 @@ def leading_fragment(text: str, limit: int) -> str:
 
 
 def compressed_brief(
-    cands: Sequence[Candidate],
+    cands: Sequence[SummaryCandidate],
     scores: np.ndarray,
     vectors: np.ndarray,
     max_words: int,
     params: ExtractiveParams,
-) -> list[tuple[Candidate, str]]:
+) -> list[tuple[SummaryCandidate, str]]:
     """The brief's candidates, each with its compressed text, in document order (see the module doc)."""
     picked, how = brief_candidates(cands, scores, vectors, max_words, params)
     if not params.compress:

@@ -14,42 +14,33 @@ shown with a notice. Without a chat model everything is extractive
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import Any
+from typing import cast
 
 import numpy as np
 
-from rag.nlp.claims import check_sentence
+from rag.adapters.tokens import lazy_token_counter
 from rag.config import Settings
 from rag.errors import ProviderError, RagError, SchemaError
-from rag.nlp.entities import build_extractive_summary, unique_sentences
+from rag.nlp.claims import check_sentence
+from rag.nlp.text import find_quote, unique_sentences, word_count
+from rag.ports import ChatModel, Embedder, TokenCounter
+from rag.prompts import format_passage, load_prompt, parse_citation_key
+from rag.replies import FirstReplyCheck, complete_json
 from rag.summarize.centrality import (
-    Candidate,
     ExtractiveParams,
+    SummaryCandidate,
     brief_candidates,
     extractive_brief_text,
     rank,
     select,
 )
-from rag.adapters.openai_chat import complete_json
-from rag.prompts import format_passage, load_prompt, parse_citation_key
-from rag.summarize.structured import (
-    FirstReplyCheck,
-    Passage,
-    agreement_markdown,
-    brief_reply_problems,
-    citation_dict,
-    llm_summary,
-    summary_to_markdown,
-    validate_summary,
-)
-from rag.nlp.text import find_quote, word_count
-from rag.types import Citation, Document, SentenceCheck
+from rag.summarize.llm_reply import Passage, brief_reply_problems, llm_summary
+from rag.summarize.summary import build_extractive_summary, citation_dict
+from rag.summarize.validation import validate_summary
+from rag.types import Agreement, Brief, Citation, Document, Progress, SentenceCheck, Summary, SummaryCitation
 
-__all__ = ["Brief", "Summarizer", "extractive_brief_text", "summary_to_markdown"]
+__all__ = ["Summarizer", "extractive_brief_text"]
 
-Progress = Callable[[int, int, str], None]
 AGREE_THRESHOLD = 0.7  # cosine at which two reports' sentences make the same point
 PASSAGE_WORDS = 120  # passages shown to the model are paragraphs cut to about this many words
 MAX_REDUCE_ROUNDS = 3
@@ -59,74 +50,22 @@ def _no_progress(done: int, total: int, message: str) -> None:
     """Default progress callback: ignore."""
 
 
-@dataclass
-class Brief:
-    """A one-paragraph brief with its citations and per-sentence checks."""
-
-    text: str
-    sentences: list[SentenceCheck]
-    citations: list[Citation]
-    word_count: int
-    word_limit: int
-    mode: str
-    sources: list[str]
-    notice: str | None = None
-    agreement: dict = field(
-        default_factory=dict
-    )  # {"agree": [...], "new": {source: [...]}} for several reports
-    dropped: list[SentenceCheck] = field(default_factory=list)  # LLM sentences removed as unsupported
-
-    def to_dict(self) -> dict[str, Any]:
-        """Plain data (for JSON export)."""
-        return {
-            "text": self.text,
-            "word_count": self.word_count,
-            "word_limit": self.word_limit,
-            "mode": self.mode,
-            "sources": self.sources,
-            "notice": self.notice,
-            "agreement": self.agreement,
-            "sentences": [s.to_dict() for s in self.sentences],
-            "citations": [c.to_dict() for c in self.citations],
-            "dropped": [s.to_dict() for s in self.dropped],
-        }
-
-    def to_markdown(self) -> str:
-        """The brief with citation markers, its sources, and agreement for several reports."""
-        body = " ".join(f"{s.text} " + "".join(f"[{k}]" for k in s.citations) for s in self.sentences).strip()
-        lines = [body, ""]
-        if self.notice:
-            lines = [f"> {self.notice}", ""] + lines
-        if self.agreement.get("agree") or any(self.agreement.get("new", {}).values()):
-            lines += agreement_markdown(self.agreement)
-        lines.append("**Sources**")
-        lines += [
-            f"[{c.key}] {c.source}{f' ({c.date})' if c.date else ''}: \u201c{c.quote}\u201d"
-            for c in self.citations
-        ]
-        return "\n".join(lines).strip() + "\n"
-
-
 class Summarizer:
     """Briefs and structured summaries over documents (LLM when ``chat`` is given, else extractive)."""
 
     def __init__(
-        self, embedder: Any, chat: Any = None, token_counter: Any = None, *, settings: Settings
+        self,
+        embedder: Embedder,
+        chat: ChatModel | None = None,
+        token_counter: TokenCounter | None = None,
+        *,
+        settings: Settings,
     ) -> None:
         self.embedder = embedder
         self.chat = chat
         self.settings = settings
-        self._token_counter = token_counter
+        self.token_counter = token_counter or lazy_token_counter(settings)
         self.params = ExtractiveParams()
-
-    @property
-    def token_counter(self) -> Any:
-        """Counter for context budgets (built on first use in LLM mode)."""
-        if self._token_counter is None:
-            from rag.adapters.tokens import TokenCounter
-
-            self._token_counter = TokenCounter(self.settings.llm_model)
-        return self._token_counter
 
     # --- public ---------------------------------------------------------------------
 
@@ -151,11 +90,11 @@ class Summarizer:
         progress(1, 1, "Done")
         return brief
 
-    def summary(self, docs: list[Document], *, progress: Progress | None = None) -> dict[str, Any]:
+    def summary(self, docs: list[Document], *, progress: Progress | None = None) -> Summary:
         """The structured summary of ``docs``, validated against ``rag/prompts/summary.schema.json``."""
         docs = _checked(docs)
         progress = progress or _no_progress
-        result: dict[str, Any] | None = None
+        result: Summary | None = None
         notice = None
         if self.chat is not None:
             try:
@@ -175,13 +114,13 @@ class Summarizer:
             result["notice"] = notice
             progress(1, 1, "Done")
         agreement = self._agreement(docs, *ranked) if ranked is not None else {}
-        result["agreement"] = agreement or {"agree": [], "new": {}}
+        result["agreement"] = cast(Agreement, agreement or {"agree": [], "new": {}})
         validate_summary(result, {d.source: d for d in docs})
         return result
 
     # --- extractive -----------------------------------------------------------------
 
-    def _rank(self, docs: list[Document]) -> tuple[list[Candidate], np.ndarray, np.ndarray]:
+    def _rank(self, docs: list[Document]) -> tuple[list[SummaryCandidate], np.ndarray, np.ndarray]:
         return rank([d.text for d in docs], self.embedder, self.params)
 
     def _extractive_brief(self, docs: list[Document], limit: int) -> Brief:
@@ -216,19 +155,22 @@ class Summarizer:
     def _select_brief(
         self,
         docs: list[Document],
-        cands: list[Candidate],
+        cands: list[SummaryCandidate],
         scores: np.ndarray,
         vectors: np.ndarray,
         limit: int,
-    ) -> list[Candidate]:
+    ) -> list[SummaryCandidate]:
         """Picked sentences: bottom line (best score) first, then by report date and position."""
         picked = [cands[i] for i in select(cands, scores, vectors, limit, self.params)] if cands else []
         return self._order(docs, cands, scores, picked)
 
     @staticmethod
     def _order(
-        docs: list[Document], cands: list[Candidate], scores: np.ndarray, picked: list[Candidate]
-    ) -> list[Candidate]:
+        docs: list[Document],
+        cands: list[SummaryCandidate],
+        scores: np.ndarray,
+        picked: list[SummaryCandidate],
+    ) -> list[SummaryCandidate]:
         """For several reports: the best-scored sentence first, the others by report date, then position."""
         if len(docs) == 1 or not picked:
             return picked
@@ -242,7 +184,7 @@ class Summarizer:
     def _agreement(
         self,
         docs: list[Document],
-        cands: list[Candidate],
+        cands: list[SummaryCandidate],
         scores: np.ndarray,
         vectors: np.ndarray,
         per_doc: int = 5,
@@ -274,6 +216,7 @@ class Summarizer:
     # --- LLM ------------------------------------------------------------------------------
 
     def _llm_brief(self, docs: list[Document], limit: int, progress: Progress) -> Brief:
+        assert self.chat is not None  # LLM mode only
         passages, notes = self._fit(self._passages(docs), "one-paragraph brief", progress)
         total = notes + 1
         progress(notes, total, "Writing the brief")
@@ -335,7 +278,8 @@ class Summarizer:
             dropped=dropped,
         )
 
-    def _llm_summary(self, docs: list[Document], progress: Progress) -> dict[str, Any]:
+    def _llm_summary(self, docs: list[Document], progress: Progress) -> Summary:
+        assert self.chat is not None  # LLM mode only
         passages, notes = self._fit(self._passages(docs), "structured summary", progress)
         total = notes + 1
         progress(notes, total, "Writing the structured summary")
@@ -378,6 +322,7 @@ class Summarizer:
 
     def _map(self, goal: str, group: list[Passage], part: int, parts: int) -> list[Passage]:
         """One map call: cited notes on a part; returns the passages the notes cite, in note order."""
+        assert self.chat is not None  # LLM mode only
         prompt = load_prompt("map")
         schema = load_prompt("brief").schema or {}
         messages = prompt.render(goal=goal, max_notes=8, part=part, parts=parts, passages=_blocks(group))
@@ -420,7 +365,7 @@ def _citation(key: int, doc: Document, start: int, end: int) -> Citation:
     return Citation(key, doc.source, doc.doc_id, "", start, end, doc.text[start:end], doc.title, doc.date)
 
 
-def _cite(docs: list[Document], cand: Candidate) -> dict[str, Any]:
+def _cite(docs: list[Document], cand: SummaryCandidate) -> SummaryCitation:
     return citation_dict(docs[cand.doc], cand.start, cand.end)
 
 
@@ -442,7 +387,7 @@ def _renumber(
     return out, kept
 
 
-def _matches(i: int, cands: list[Candidate], vectors: np.ndarray, threshold: float) -> list[int]:
+def _matches(i: int, cands: list[SummaryCandidate], vectors: np.ndarray, threshold: float) -> list[int]:
     """For each other report, its sentence most like candidate ``i`` when similar enough."""
     sims = vectors @ vectors[i]
     best: dict[int, int] = {}

@@ -3,7 +3,7 @@
 The default run is short (``max_examples`` about 200 per property). For a longer
 fuzz, raise it to 5000 with the environment variable RAG_SLOW=1:
 
-    RAG_SLOW=1 .venv/bin/python -m pytest tests/test_fuzz.py -q
+    RAG_SLOW=1 .venv/bin/python -m pytest tests/soak/test_fuzz.py -q
 
 A failing example is printed by hypothesis and replayed first on the next run
 (from ``.hypothesis/``); add it as an ``@example`` when you fix the bug.
@@ -23,13 +23,13 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from rag.nlp import dates
-from rag.ingest.chunking import Chunker
 from rag.errors import IngestError
+from rag.ingest.chunking import Chunker
 from rag.ingest.loading import content_id, load_file, load_text
+from rag.nlp import dates
 from rag.nlp.text import fold, normalize, split_sentences
 from tests.badfiles import BODY, make_docx, make_pdf
-from tests.test_chunking import minilm_count_tokens
+from tests.integration.test_chunking import minilm_count_tokens
 
 EXAMPLES = 5000 if os.environ.get("RAG_SLOW") == "1" else 200
 fuzz = settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -11,13 +11,13 @@ from pathlib import Path
 
 import pytest
 
-from rag.ingest.chunking import Chunker
 from rag.errors import ConfigError
+from rag.ingest.chunking import Chunker
 from rag.ingest.loading import MB, load_file, load_text
 from rag.types import Chunk, Document
 from tests.badfiles import make_bad_corpus
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 SAMPLE = REPO / "data" / "india-russia-working-group-moscow.txt"
 CAP = 254  # MiniLM: 256 positions minus [CLS] and [SEP]
 

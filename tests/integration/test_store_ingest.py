@@ -6,11 +6,10 @@ import shutil
 
 import pytest
 
-from rag.config import Settings
+from rag.adapters.chroma import ChromaStore
 from rag.errors import EmbedderMismatchError
 from rag.pipeline import build_pipeline
 from rag.retrieve.retriever import Filters
-from rag.adapters.chroma import Store
 from tests.conftest import SAMPLE
 
 OTHER = {
@@ -121,7 +120,7 @@ def test_interrupted_write_is_invisible_and_repaired(pipe, library):
 def test_store_refuses_another_embedder(pipe, library, settings):
     pipe.ingest([library])
     with pytest.raises(EmbedderMismatchError) as err:
-        Store(
+        ChromaStore(
             pipe.store.client,
             prefix=settings.collection,
             embedder_name="openai/text-embedding-3-small",

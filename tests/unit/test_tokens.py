@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from rag.errors import EncodingUnavailableError
 from rag.adapters.tokens import ENCODING_FILES, TokenCounter, cached_encoding_problem, tiktoken_cache_dir
+from rag.errors import EncodingUnavailableError
 
-CACHE = Path(__file__).resolve().parent.parent.parent / "shared" / "tiktoken-cache"
+CACHE = Path(__file__).resolve().parents[3] / "shared" / "tiktoken-cache"
 needs_cache = pytest.mark.skipif(
     not (CACHE / "fb374d419588a4632f3f557e76b4b70aebbca790").is_file(),
     reason="the shared tiktoken cache is not present",

@@ -8,14 +8,16 @@ from pathlib import Path
 
 import pytest
 
-from rag.config import Settings
 from rag.adapters.openai_chat import build_chat_model
+from rag.config import Settings
 from rag.ingest.loading import load_text
-from rag.schema import validate_schema
-from rag.summarize.summarizer import Brief, Summarizer, extractive_brief_text, summary_to_markdown
-from rag.summarize.structured import load_summary_schema, reply_schema, summary_problems
 from rag.nlp.text import fold, word_count
-from rag.types import Document
+from rag.present import brief_markdown, summary_to_markdown
+from rag.schema import validate_schema
+from rag.summarize.schema import load_summary_schema, reply_schema
+from rag.summarize.summarizer import Summarizer, extractive_brief_text
+from rag.summarize.validation import summary_problems
+from rag.types import Brief, Document
 from tests.conftest import SAMPLE, SHARED
 from tests.fake_openai import error
 
@@ -78,7 +80,7 @@ def test_extractive_brief_limits_and_citations(embedder, settings, sample, limit
     assert brief.sentences[0].text.startswith("The 23rd meeting session")  # bottom line first
     quotes = [fold(c.quote).strip(" \"'") for c in brief.citations]
     assert len(quotes) == len(set(quotes))  # the paragraph quoted twice is used at most once
-    assert "[1]" in brief.to_markdown()
+    assert "[1]" in brief_markdown(brief)
 
 
 def test_extractive_brief_trims_an_overlong_first_sentence(embedder, settings, sample):
@@ -370,6 +372,6 @@ def test_long_report_goes_through_map_reduce(fake_openai, embedder):
 
 
 def test_prompt_files_exist():
-    root = Path(__file__).resolve().parent.parent / "rag" / "prompts"
+    root = Path(__file__).resolve().parents[2] / "rag" / "prompts"
     for name in ("brief.md", "brief.schema.json", "summary.md", "summary.schema.json", "map.md"):
         assert (root / name).is_file()

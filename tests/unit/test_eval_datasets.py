@@ -12,7 +12,7 @@ from rag.evaluation import datasets as ds
 from rag.evaluation.datasets import CorpusRecord, DatasetError, TestCase
 from rag.nlp.text import normalize
 
-SHARED = Path(__file__).resolve().parents[2] / "shared"
+SHARED = Path(__file__).resolve().parents[3] / "shared"
 
 
 def _need(name: str) -> Path:

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from rag.nlp.entities import extract, find_figures, find_people, unique_sentences
-from rag.summarize.centrality import candidate_sentences, is_tokenised
 from rag.ingest.loading import load_text
+from rag.nlp.entities import extract, find_figures, find_people, unique_sentences
 from rag.nlp.text import Sentence, fold
+from rag.summarize.centrality import candidate_sentences, is_tokenised
 from tests.conftest import SAMPLE
 
 

@@ -11,7 +11,7 @@ import pytest
 from rag.evaluation import metrics as m
 from rag.types import Chunk, Hit
 
-SHARED = Path(__file__).resolve().parents[2] / "shared"
+SHARED = Path(__file__).resolve().parents[3] / "shared"
 DATASETS = SHARED / "datasets"
 
 

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from rag.config import Settings
-from rag.pipeline import build_pipeline
 from rag.nlp.text import fold
+from rag.pipeline import build_pipeline
 from tests.conftest import SAMPLE, SHARED
 
 REPEATED = "strategic discussions encompassed projects of mutual interest"

@@ -16,7 +16,7 @@ What is proved here:
 
 The soak (more kills, every protocol step, longer concurrency) runs with RAG_SLOW=1::
 
-    RAG_SLOW=1 .venv/bin/python -m pytest tests/test_reliability.py -q
+    RAG_SLOW=1 .venv/bin/python -m pytest tests/soak/test_reliability.py -q
 """
 
 from __future__ import annotations
@@ -36,10 +36,10 @@ from unittest import mock
 
 import pytest
 
+from rag.adapters.chroma import ChromaStore, source_key
 from rag.config import Settings
 from rag.errors import StoreError
 from rag.pipeline import build_pipeline
-from rag.adapters.chroma import Store, source_key
 from tests.chroma_server import HOST, free_port, start_chroma, stop_chroma, wait_ready
 from tests.helpers_proc import (
     cli_env,
@@ -197,11 +197,11 @@ def _source_of(kwargs: dict) -> str:
 
 @contextmanager
 def _crash_at_call(k: int):
-    """Patch ``Store._call`` so that its ``k``-th call raises ``_Crash`` before reaching Chroma.
+    """Patch ``ChromaStore._call`` so that its ``k``-th call raises ``_Crash`` before reaching Chroma.
 
     Yields the log of calls made, as ``collection.method:source``.
     """
-    real = Store._call
+    real = ChromaStore._call
     counter = itertools.count(1)
     log: list[str] = []
 
@@ -213,7 +213,7 @@ def _crash_at_call(k: int):
             raise _Crash(log[-1])
         return real(self, fn, *args, **kwargs)
 
-    with mock.patch.object(Store, "_call", call):
+    with mock.patch.object(ChromaStore, "_call", call):
         yield log
 
 
@@ -418,7 +418,7 @@ def _concurrency(tmp_path: Path, library, embedder, env: dict[str, str], setting
         log = open(tmp_path / f"reader-{i}.log", "wb")  # noqa: SIM115
         readers.append(
             subprocess.Popen(
-                cmd, env=env, cwd=Path(__file__).resolve().parent.parent, stdout=log, stderr=subprocess.STDOUT
+                cmd, env=env, cwd=Path(__file__).resolve().parents[2], stdout=log, stderr=subprocess.STDOUT
             )
         )
         log.close()
@@ -596,7 +596,7 @@ def test_two_page_sessions_ask_at_once():
     import streamlit as st
     from streamlit.testing.v1 import AppTest
 
-    app = str(Path(__file__).resolve().parent.parent / "app.py")
+    app = str(Path(__file__).resolve().parents[2] / "app.py")
     st.cache_resource.clear()
     st.cache_data.clear()
     try:

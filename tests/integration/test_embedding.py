@@ -18,8 +18,9 @@ from rag.adapters import embedders as emb
 from rag.adapters import onnx_bert
 from rag.config import Settings
 from rag.errors import ConfigError, ModelFilesError, ProviderError
+from tests.fakes import WordLengths
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 TEXTS = [
     "How do I reset my password?",
     "How can I change my login password?",
@@ -169,23 +170,6 @@ def test_embed_query_equals_embed_and_is_cached(embedder, monkeypatch):
     np.testing.assert_allclose(second, expected, atol=1e-6)
 
 
-class WordLengths(emb._BaseEmbedder):
-    """Deterministic fake: the vector is the lengths of the first 4 words (exact similarities)."""
-
-    name, dim, max_tokens = "test/word-lengths", 4, None
-
-    def __init__(self, **kw) -> None:
-        super().__init__(batch_size=2, **kw)
-        self.seen: list[str] = []
-
-    def count_tokens(self, text: str) -> int:
-        return len(text.split())
-
-    def _embed_all(self, texts):
-        self.seen += texts
-        return np.array([[len(w) for w in (t.split() + ["x"] * 4)[:4]] for t in texts], dtype=np.float32)
-
-
 def test_query_cache_is_per_instance_lru():
     a, b = WordLengths(query_cache_size=2), WordLengths(query_cache_size=2)
     for q in ["one", "two", "one", "three", "one", "two"]:
@@ -281,9 +265,9 @@ def test_unwritable_cache_folder_is_skipped(tmp_path):
 
 def test_model_cache_folder_from_environment(tmp_path, monkeypatch):
     monkeypatch.setenv("RAG_MODEL_CACHE", str(tmp_path / "models"))
-    assert emb.default_model_cache() == tmp_path / "models"
+    assert emb.default_model_cache(Settings.from_env()) == tmp_path / "models"
     monkeypatch.delenv("RAG_MODEL_CACHE")
-    assert emb.default_model_cache() == Path.home() / ".cache" / "dossier" / "models"
+    assert emb.default_model_cache(Settings.from_env()) == Path.home() / ".cache" / "dossier" / "models"
 
 
 # --- registry ----------------------------------------------------------------------------------

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -103,3 +104,20 @@ def test_gate_flags_a_regression_against_a_baseline(gold_run, tmp_path):
     rows = {r["metric"]: r for r in json.loads((tmp_path / "cmp" / "comparison.json").read_text())}
     assert rows["gold/exact_match"]["regressed"] and not rows["gold/hits_at_10_doc"]["regressed"]
     assert (tmp_path / "cmp" / "comparison.json").is_file()
+
+
+def test_the_runner_reports_progress_as_done_total_label():
+    """One progress order everywhere: progress(done, total, label), as the page's bar takes it."""
+    from rag.evaluation import runner
+    from rag.types import IngestReport
+
+    class Pipe:
+        def ingest(self, paths, progress=None):
+            progress(1, 2, "a.txt")
+            progress(2, 2, "b.txt")
+            return IngestReport()
+
+    calls = []
+    part = runner.Part("gold", "qa", [], folder=Path("data"))
+    runner._index(part, Pipe(), lambda done, total, label: calls.append((done, total, label)))
+    assert calls == [(1, 2, "gold: indexing"), (2, 2, "gold: indexing")]

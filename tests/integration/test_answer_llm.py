@@ -8,16 +8,16 @@ import shutil
 
 import pytest
 
+from rag.adapters.openai_chat import build_chat_model
+from rag.adapters.tokens import TokenCounter
 from rag.answer.answerer import Answerer, partial_answer_text, reply_problems
 from rag.config import Settings
 from rag.errors import ProviderError
-from rag.adapters.openai_chat import build_chat_model
 from rag.pipeline import build_pipeline
 from rag.prompts import ABSTAIN
-from rag.adapters.tokens import TokenCounter
 from tests.conftest import SAMPLE
 from tests.fake_openai import delay, error, malformed, ok, refusal, truncated
-from tests.test_answering import UNRELATED
+from tests.integration.test_answering import UNRELATED
 
 KEY = "sk-test-ANSWER-SECRET-9f8e7d6c5b4a"
 INJECTION = (

@@ -10,7 +10,7 @@ The corpus's ``long-line.txt`` is 2 MB of one line (about 2,600 chunks: minutes 
 two cores); the default run cuts it to 16 KB, still one line with no break. RAG_SLOW=1 keeps it
 whole and runs the pathological texts at 1 MB::
 
-    RAG_SLOW=1 .venv/bin/python -m pytest tests/test_badinput_batch.py -q
+    RAG_SLOW=1 .venv/bin/python -m pytest tests/integration/test_badinput_batch.py -q
 
 test_fuzz.py (the loader author's) already proves "no crash" and "spans valid" on random and
 mutated input; what it leaves open is "no hang" (its examples have no deadline), covered here.
@@ -31,9 +31,9 @@ from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 
 from page import ui_helpers as ui
-from rag.ingest.chunking import Chunker
 from rag.config import Settings
 from rag.errors import IngestError
+from rag.ingest.chunking import Chunker
 from rag.ingest.loading import load_file, load_text
 from rag.pipeline import build_pipeline
 from tests.badfiles import make_bad_corpus

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from rag.adapters.openai_chat import parse_json_reply
 from rag.prompts import load_prompt
+from rag.replies import parse_json_reply
 from rag.schema import strict_problems, validate_schema
 
 ANSWER_SCHEMA = load_prompt("answer").schema or {}

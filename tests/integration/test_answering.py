@@ -8,14 +8,15 @@ import shutil
 import numpy as np
 import pytest
 
-from rag.config import Settings
-from rag.answer.question import analyse_question, answer_type, is_yes_no, rule_rewrite
-from rag.cache import LRU
 from rag.answer.extractive import Weights, choose, has_answer_type
+from rag.answer.followups import rule_rewrite
+from rag.answer.question import analyse_question, answer_type, is_yes_no
+from rag.cache import LRU
+from rag.config import Settings
+from rag.nlp.text import containment, fold, shingles
 from rag.pipeline import build_pipeline
 from rag.prompts import ABSTAIN
 from rag.retrieve.retriever import Filters
-from rag.nlp.text import containment, fold, shingles
 from rag.types import Answer
 from tests.conftest import SAMPLE
 

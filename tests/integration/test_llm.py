@@ -10,17 +10,12 @@ import traceback
 
 import pytest
 
+from rag.adapters.openai_chat import OpenAIChatModel, build_chat_model, build_openai_client, endpoint_host
 from rag.config import Settings
 from rag.errors import ConfigError, ProviderError, SchemaError
-from rag.adapters.openai_chat import (
-    ChatResult,
-    OpenAIChatModel,
-    build_chat_model,
-    build_openai_client,
-    complete_json,
-    endpoint_host,
-)
 from rag.prompts import ABSTAIN, citation_key, format_passage, load_prompt
+from rag.replies import complete_json
+from rag.types import ChatResult
 from tests.chroma_server import free_port
 from tests.fake_openai import close, delay, error, fake_vector, malformed, ok, refusal, truncated
 
