@@ -20,7 +20,7 @@ from typing import Any
 import streamlit as st
 
 from page import ui_helpers as ui
-from page.common import guard, progress_bar, source_label
+from page.common import error_text, guard, progress_bar, show_error, source_label
 from page.eval_tab import evaluate_page
 from page.library_tab import library_page
 from rag.config import Settings
@@ -249,7 +249,7 @@ def ask_page(pipe: Any, fp: str, settings: Settings, filters: Filters, infos: li
         for i, msg in enumerate(messages):
             with st.chat_message(msg["role"]):
                 if msg.get("error"):
-                    st.error(ui.md_escape(msg["error"]), icon=":material/error:")
+                    show_error(msg["error"])
                 elif msg.get("answer") is not None:
                     _render_answer(msg["answer"], fp, settings, key=str(i))
                 else:
@@ -266,14 +266,9 @@ def ask_page(pipe: Any, fp: str, settings: Settings, filters: Filters, infos: li
             try:
                 answer = _answer(pipe, question, history, filters)
             except Exception as exc:  # a RagError says what to do; anything else is a bug, logged
-                if not isinstance(exc, RagError):
-                    log.exception("unexpected error while answering")
-                text = (
-                    str(exc) if isinstance(exc, RagError) else f"Something went wrong ({type(exc).__name__}: "
-                )
-                text += "" if isinstance(exc, RagError) else f"{exc}). This is a bug in Dossier."
+                text = error_text(exc, "while answering")
                 messages.append({"role": "assistant", "content": "", "error": text})
-                st.error(ui.md_escape(text), icon=":material/error:")
+                show_error(text)
                 return
             messages.append({"role": "assistant", "content": answer.answer, "answer": answer})
             _render_answer(answer, fp, settings, key=str(len(messages) - 1))
@@ -386,7 +381,7 @@ def _open_pipeline(settings: Settings, fp: str) -> Any:
     try:
         return _pipeline(fp, settings)
     except EmbedderMismatchError as exc:
-        st.error(ui.md_escape(str(exc)), icon=":material/error:")
+        show_error(str(exc))
         if st.button("Rebuild the store for the configured embedder", key="mismatch_reindex", type="primary"):
             from rag.pipeline import build_pipeline
 
@@ -394,17 +389,11 @@ def _open_pipeline(settings: Settings, fp: str) -> Any:
                 st.cache_resource.clear()
                 st.cache_data.clear()
                 st.rerun()
-    except RagError as exc:
-        st.error(ui.md_escape(str(exc)), icon=":material/error:")
     except Exception as exc:
-        log.exception("cannot build the pipeline")
-        st.error(
-            ui.md_escape(
-                f"Dossier could not start ({type(exc).__name__}: {exc}). Check the installation "
-                "(bash scripts/setup); the details are in the server log."
-            ),
-            icon=":material/error:",
-        )
+        text = error_text(exc, "while starting")
+        if not isinstance(exc, RagError):  # a bug at start-up is most often a broken installation
+            text += " Check the installation (bash scripts/setup)."
+        show_error(text)
     st.stop()
 
 
@@ -413,7 +402,7 @@ def main() -> None:
     try:
         settings = Settings.from_env()
     except RagError as exc:
-        st.error(ui.md_escape(str(exc)), icon=":material/error:")
+        show_error(str(exc))
         st.stop()
     fp = settings.fingerprint()
     pipe = _open_pipeline(settings, fp)

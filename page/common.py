@@ -18,21 +18,31 @@ from rag.errors import RagError
 log = logging.getLogger("dossier.app")
 
 
+def error_text(exc: BaseException, doing: str = "in the page") -> str:
+    """The one message the page shows for an error: a RagError's own, else a short note for a bug (logged).
+
+    ``doing`` says what failed, for the server log ("while answering", "in the library").
+    """
+    if isinstance(exc, RagError):
+        return str(exc)
+    log.error("unexpected error %s", doing, exc_info=exc)
+    return (
+        f"Something went wrong ({type(exc).__name__}: {exc}). This is a bug in Dossier; "
+        "the details are in the server log."
+    )
+
+
+def show_error(text: str) -> None:
+    """An error box (the text is escaped: it may quote report text or a file name)."""
+    st.error(ui.md_escape(text), icon=":material/error:")
+
+
 def guard(action: Callable[[], Any]) -> Any:
     """Run ``action``; show a RagError's message (or a short note for a bug) instead of a traceback."""
     try:
         return action()
-    except RagError as exc:
-        st.error(ui.md_escape(str(exc)), icon=":material/error:")
     except Exception as exc:
-        log.exception("unexpected error in the page")
-        st.error(
-            ui.md_escape(
-                f"Something went wrong ({type(exc).__name__}: {exc}). This is a bug in Dossier; "
-                "the details are in the server log."
-            ),
-            icon=":material/error:",
-        )
+        show_error(error_text(exc))
     return None
 
 

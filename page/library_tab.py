@@ -18,9 +18,8 @@ from typing import Any
 import streamlit as st
 
 from page import ui_helpers as ui
-from page.common import progress_bar, source_label
+from page.common import error_text, progress_bar, source_label
 from rag.config import Settings
-from rag.errors import RagError
 
 log = logging.getLogger("dossier.app")
 WriteLock = Callable[[str], threading.Lock]
@@ -41,11 +40,8 @@ def _library_action(action: Callable[[], None], library_changed: Callable[[], No
     """Run a library change, keep its messages (or its error) for after the rerun, refresh the views."""
     try:
         action()
-    except RagError as exc:
-        _flash("error", str(exc))
     except Exception as exc:
-        log.exception("unexpected error in the library")
-        _flash("error", f"Something went wrong ({type(exc).__name__}: {exc}). This is a bug in Dossier.")
+        _flash("error", error_text(exc, "in the library"))
     library_changed()
     st.rerun()
 
