@@ -1,4 +1,9 @@
-"""Ingest and store on real Chroma with the real local embedder: idempotence, edits, crashes, mismatch."""
+"""Ingest and store on real Chroma: idempotence, edits, crashes, mismatch.
+
+What is checked here is the store's commit protocol, which does not depend on what the vectors
+mean, so most tests embed with the fake of ``tests/fakes.py`` (through the real registry); the
+reindex test moves a store from the real local embedder to an OpenAI-compatible one.
+"""
 
 from __future__ import annotations
 
@@ -11,6 +16,7 @@ from rag.errors import EmbedderMismatchError
 from rag.pipeline import build_pipeline
 from rag.retrieve.retriever import Filters
 from tests.conftest import SAMPLE
+from tests.fakes import FAKE_EMBEDDER
 
 OTHER = {
     "markets.txt": "Stocks fell sharply on Tuesday as investors weighed higher bond yields. The Nasdaq lost 2 percent.",
@@ -31,8 +37,8 @@ def library(tmp_path):
 
 
 @pytest.fixture
-def pipe(settings, embedder):
-    return build_pipeline(settings, embedder=embedder)
+def pipe(settings):
+    return build_pipeline(settings.replace(embedder=FAKE_EMBEDDER))
 
 
 def _chunk_ids(pipe) -> list[str]:
@@ -128,7 +134,7 @@ def test_store_refuses_another_embedder(pipe, library, settings):
             location=str(settings.store),
         )
     msg = str(err.value)
-    assert "local/all-MiniLM-L6-v2" in msg and "rag reindex" in msg and "RAG_EMBEDDER" in msg
+    assert FAKE_EMBEDDER in msg and "rag reindex" in msg and "RAG_EMBEDDER" in msg
 
 
 def test_reindex_with_another_embedder(settings, embedder, library, fake_openai):
