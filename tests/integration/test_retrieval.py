@@ -165,7 +165,7 @@ def test_filtered_dense_search_matches_chromas_where_on_every_path(
     import numpy as np
 
     import rag.retrieve.retriever as retrieval
-    from rag.retrieve.retriever import Filters
+    from rag.types import Filters
 
     pipe = build_pipeline(settings, embedder=embedder)
     pipe.ingest([corpus_dir])
@@ -179,8 +179,8 @@ def test_filtered_dense_search_matches_chromas_where_on_every_path(
     ]
     queries = ["who co-chaired the meeting in Moscow", "company earnings and market share", "court ruling"]
 
-    def by_where(vec, f, n):
-        rows = pipe.store.query(vec, n + 10, where=f.where())
+    def by_where(vec, f, n):  # Chroma's own filtered query: the store turns the filters into a `where`
+        rows = pipe.store.query(vec, n + 10, f)
         return [cid for cid, _ in rows if cid in snap.chunks][:n]
 
     for exact, overfetch in ((600, 2000), (100_000, 0), (0, 0)):  # natural, exact only, where only
