@@ -182,3 +182,23 @@ def _coerce(f: dataclasses.Field, raw: str) -> Any:
     except ValueError:
         raise ConfigError(f"{Settings.env_name(f.name)}={raw!r} is not a valid {kind}.") from None
     return raw
+
+
+def project_folder(name: str) -> Path:
+    """A top-level folder of the project (``prompts``, ``eval``): the checkout's, else the installed copy.
+
+    In a checkout (and an editable install) the folders sit beside ``rag/``; a wheel installs them
+    under ``<prefix>/share/dossier/`` (``[tool.setuptools.data-files]`` in pyproject.toml).
+    """
+    import sys
+
+    here = Path(__file__).resolve().parent.parent / name
+    if here.is_dir():
+        return here
+    installed = Path(sys.prefix) / "share" / "dossier" / name
+    if installed.is_dir():
+        return installed
+    raise ConfigError(
+        f"Dossier's {name}/ folder is missing (looked in {here} and {installed}).",
+        hint="Reinstall Dossier from its repository (`bash scripts/setup`).",
+    )

@@ -312,7 +312,7 @@ class Unfilled(TypedDict):
 
 
 class Summary(TypedDict):
-    """The structured summary, as documented by ``rag/prompts/summary.schema.json``.
+    """The structured summary, as documented by ``prompts/summary.schema.json``.
 
     A TypedDict, so it is typed for the checker and its JSON (``json.dumps(summary)``) is the
     documented form, key for key.

@@ -1,7 +1,7 @@
 """Citation recall and precision exactly as ALCE (Gao et al. 2023, ``eval.py``) computes
 them, with a pluggable support judge in place of ALCE's T5-11B NLI model.
 
-The offline judge ``support`` is lexical (see its docstring and rag/evaluation/data/README.md). Any
+The offline judge ``support`` is lexical (see its docstring and eval/README.md). Any
 callable ``judge(sentence, passages) -> bool`` can replace it (a local NLI model or an
 LLM later); scores must then be reported under the judge's name, as they differ.
 """

@@ -36,12 +36,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--thresholds",
         type=Path,
-        help="thresholds TOML (default: rag/evaluation/data/thresholds-<suite>.toml)",
+        help="thresholds TOML (default: eval/thresholds-<suite>.toml)",
     )
     p.add_argument(
         "--baseline",
         type=Path,
-        help="scored baseline to compare with (default: rag/evaluation/data/baseline-<suite>.json)",
+        help="scored baseline to compare with (default: eval/baseline-<suite>.json)",
     )
     p.add_argument(
         "--save-baseline", action="store_true", help="save this run's scores as the suite's baseline"

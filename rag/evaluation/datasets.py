@@ -1,7 +1,7 @@
 """Test cases and corpora for the evaluation harness: the JSONL formats, and loaders that
 turn the team's shared public datasets into them at run time (nothing is copied into the repo).
 
-Formats are documented in rag/evaluation/data/README.md. Spans are ``[start, end)`` offsets into the
+Formats are documented in eval/README.md. Spans are ``[start, end)`` offsets into the
 corpus record's ``text``, which the loaders store already normalised with
 ``rag.nlp.text.normalize`` so that the spans stay valid after the pipeline loads the text.
 """

@@ -4,7 +4,7 @@ The definitions live in four modules, one per family:
 ``qa_metrics`` (SQuAD EM/F1, containment, MultiHop-RAG accuracy, abstention, cost),
 ``retrieval_metrics`` (trec_eval metrics, MultiHop-RAG hit rule, evidence-to-chunk mapping),
 ``citation_metrics`` (ALCE citation recall/precision, the offline support judge),
-``brief_metrics`` (ROUGE, Lead-k, key facts, length). See rag/evaluation/data/README.md for the definitions.
+``brief_metrics`` (ROUGE, Lead-k, key facts, length). See eval/README.md for the definitions.
 """
 
 from __future__ import annotations

@@ -18,14 +18,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from rag.config import Settings
+from rag.config import Settings, project_folder
 from rag.errors import RagError
 from rag.evaluation import datasets as ds
 from rag.types import Filters, Progress
 
 REPO = Path(__file__).resolve().parents[2]
 RETRIEVE_K = 10
-DATA_DIR = Path(__file__).resolve().parent / "data"
 
 
 @dataclass
@@ -45,8 +44,8 @@ def shared_dir() -> Path:
 
 
 def _eval_dir() -> Path:
-    """The bundled evaluation files (gold set, thresholds, baselines): package data of ``rag.evaluation``."""
-    return DATA_DIR
+    """The bundled evaluation files (gold set, thresholds, baselines): the project's top-level ``eval/``."""
+    return project_folder("eval")
 
 
 def gold_parts() -> list[Part]:

@@ -1,4 +1,4 @@
-"""The structured-summary schema (``rag/prompts/summary.schema.json``) and the reply form the LLM answers in.
+"""The structured-summary schema (``prompts/summary.schema.json``) and the reply form the LLM answers in.
 
 The schema file documents the summary Dossier returns (``rag.types.Summary``):
 every fact-stating field carries citations ``{source, start, end, quote}`` with

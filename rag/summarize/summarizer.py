@@ -2,7 +2,7 @@
 
 ``Summarizer.brief`` writes one paragraph, bottom line first, within a word limit,
 every sentence cited and checked by ``rag.nlp.claims``. ``Summarizer.summary`` fills
-the documented schema ``rag/prompts/summary.schema.json``. With a chat model, the
+the documented schema ``prompts/summary.schema.json``. With a chat model, the
 passages are packed into the prompt up to ``settings.context_tokens`` (counted
 with tiktoken); when they do not fit, a map step takes cited notes part by part
 and the final call sees only the passages those notes cite (map-reduce). Every
@@ -91,7 +91,7 @@ class Summarizer:
         return brief
 
     def summary(self, docs: list[Document], *, progress: Progress | None = None) -> Summary:
-        """The structured summary of ``docs``, validated against ``rag/prompts/summary.schema.json``."""
+        """The structured summary of ``docs``, validated against ``prompts/summary.schema.json``."""
         docs = _checked(docs)
         progress = progress or _no_progress
         result: Summary | None = None

@@ -22,7 +22,7 @@ from rag.prompts import (
 )
 from rag.schema import strict_problems
 
-REPO_PROMPTS = Path(__file__).resolve().parents[2] / "rag" / "prompts"
+REPO_PROMPTS = Path(__file__).resolve().parents[2] / "prompts"
 
 
 def test_prompts_are_found():

@@ -1,26 +1,24 @@
 """Prompt files: loading, variable checks, rendering, fingerprint, shared sentinels.
 
-A prompt is ``rag/prompts/<name>.md``: the system message, a line ``---user---``,
-then the user message. Variables are written ``{{name}}``. An optional
-``rag/prompts/<name>.schema.json`` is the JSON schema of the structured reply. The
-files are package data of ``rag.prompts``, so they ship with an installed package.
+A prompt is ``prompts/<name>.md`` (top level of the project): the system message, a
+line ``---user---``, then the user message. Variables are written ``{{name}}``. An
+optional ``prompts/<name>.schema.json`` is the JSON schema of the structured reply.
+A wheel installs the folder under ``<prefix>/share/dossier/prompts`` (see
+``rag.config.project_folder``).
 """
 
 from __future__ import annotations
 
 import hashlib
-import importlib.resources
 import json
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from rag.config import project_folder
 from rag.errors import PromptError
-
-if TYPE_CHECKING:
-    from importlib.resources.abc import Traversable
 
 ABSTAIN = "The reports do not say"  # the sentinel an answer starts with when the passages lack the answer
 CITATION_KEY_FORMAT = "S{n}"  # passage keys shown to the model: S1, S2, ...
@@ -56,9 +54,9 @@ def _attr(value: str) -> str:
     return value.replace("&", "&amp;").replace('"', "&quot;").replace("<", "&lt;").replace("\n", " ")
 
 
-def prompts_dir() -> Traversable:
-    """The folder holding the prompt files (this package's own folder)."""
-    return importlib.resources.files(__name__)
+def prompts_dir() -> Path:
+    """The folder holding the prompt files (the project's top-level ``prompts/``)."""
+    return project_folder("prompts")
 
 
 @dataclass(frozen=True)
@@ -112,7 +110,7 @@ def parse_prompt(name: str, source: str) -> Prompt:
     return Prompt(name, "\n".join(lines[:cut]).strip(), "\n".join(lines[cut + 1 :]).strip())
 
 
-def load_prompt(name: str, folder: Traversable | Path | None = None) -> Prompt:
+def load_prompt(name: str, folder: Path | None = None) -> Prompt:
     """Load ``<name>.md`` (and ``<name>.schema.json`` when present) from the prompts folder."""
     base = folder if folder is not None else prompts_dir()
     if not re.fullmatch(r"[A-Za-z0-9_.-]+", name) or name.startswith("."):
@@ -132,19 +130,19 @@ def load_prompt(name: str, folder: Traversable | Path | None = None) -> Prompt:
     return prompt
 
 
-def list_prompts(folder: Traversable | Path | None = None) -> list[str]:
+def list_prompts(folder: Path | None = None) -> list[str]:
     """Names of the available prompts."""
     base = folder if folder is not None else prompts_dir()
     return sorted(f.name[:-3] for f in base.iterdir() if f.name.endswith(".md") and f.is_file())
 
 
-def _prompt_files(base: Traversable | Path) -> Iterable[Traversable | Path]:
+def _prompt_files(base: Path) -> Iterable[Path]:
     return sorted(
         (f for f in base.iterdir() if f.is_file() and f.name.endswith((".md", ".json"))), key=lambda f: f.name
     )
 
 
-def prompt_fingerprint(folder: Traversable | Path | None = None) -> str:
+def prompt_fingerprint(folder: Path | None = None) -> str:
     """Short hash of every prompt and schema file, stored with answers and eval runs."""
     base = folder if folder is not None else prompts_dir()
     digest = hashlib.sha256()
