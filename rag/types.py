@@ -8,7 +8,8 @@ adapter or edge may use it.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from bisect import bisect_right
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, NotRequired, TypedDict
 
@@ -29,9 +30,21 @@ class Document:
     date_note: str = "no publication date found"  # how the date was found, or that none was
     format: str = "txt"
     doc_id: str = ""  # content hash of ``text`` (filled by ``rag.ingest.loading``)
+    publisher: str | None = None  # the outlet or organisation that published it, e.g. "TechCrunch"
+    author: str | None = None
+    page_starts: list[int] = field(default_factory=list)  # paged formats: offset where page i+1 starts
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+    def page_at(self, offset: int) -> int | None:
+        """The 1-based page holding character ``offset`` (None for formats without pages)."""
+        return page_of(offset, self.page_starts)
+
+
+def page_of(offset: int, page_starts: Sequence[int]) -> int | None:
+    """1-based page of ``offset`` given the offsets where pages start (None when there are none)."""
+    return bisect_right(page_starts, offset) or 1 if page_starts else None
 
 
 @dataclass
@@ -47,9 +60,18 @@ class Chunk:
     text: str
     title: str = ""
     date: str | None = None
+    publisher: str | None = None
+    page: int | None = None  # page of ``start`` (paged formats only)
+    page_breaks: list[int] = field(default_factory=list)  # offsets in (start, end) where a new page starts
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+    def page_at(self, offset: int) -> int | None:
+        """The 1-based page of an offset inside this chunk (None for formats without pages)."""
+        if self.page is None:
+            return None
+        return self.page + bisect_right(self.page_breaks, offset)
 
 
 @dataclass
@@ -88,6 +110,8 @@ class Citation:
     quote: str  # exactly document.text[start:end]
     title: str = ""
     date: str | None = None
+    page: int | None = None  # page of ``start`` in a paged report (PDF), shown as "p. 3"
+    publisher: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -190,6 +214,9 @@ class SourceInfo:
     chars: int
     format: str
     ingested_at: float
+    publisher: str | None = None
+    author: str | None = None
+    pages: int = 0  # pages of a paged report (0 for other formats)
 
     def to_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)

@@ -117,6 +117,9 @@ class MemoryStore:
                 len(doc.text),
                 doc.format,
                 time.time(),
+                publisher=doc.publisher,
+                author=doc.author,
+                pages=len(doc.page_starts),
             )
             self._docs[doc.source] = (doc, info)
             self._drop(lambda c, doc=doc: c.source == doc.source and c.doc_id != doc.doc_id)

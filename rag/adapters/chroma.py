@@ -207,6 +207,9 @@ class ChromaStore:
             date_note=meta.get("date_note", ""),
             format=meta.get("format", ""),
             doc_id=meta["doc_id"],
+            publisher=meta.get("publisher") or None,
+            author=meta.get("author") or None,
+            page_starts=_ints(meta.get("page_starts")),
         )
 
     def documents(self, sources: Iterable[str] | None = None) -> list[Document]:
@@ -459,6 +462,9 @@ def _doc_meta(doc: Document, n_chunks: int) -> dict[str, Any]:
         "chunks": n_chunks,
         "chars": len(doc.text),
         "ingested_at": time.time(),
+        "publisher": doc.publisher or "",
+        "author": doc.author or "",
+        "page_starts": ",".join(map(str, doc.page_starts)),
     }
 
 
@@ -471,6 +477,11 @@ def _chunk_meta(c: Chunk) -> dict[str, Any]:
         "end": c.end,
         "title": c.title[:300],
     }
+    if c.publisher:
+        meta["publisher"] = c.publisher
+    if c.page is not None:
+        meta["page"] = c.page
+        meta["page_breaks"] = ",".join(map(str, c.page_breaks))
     if c.date:
         meta["date"] = c.date
         ordinal = date_ord(c.date)
@@ -490,7 +501,15 @@ def _chunk(cid: str, text: str, meta: dict) -> Chunk:
         text=text,
         title=meta.get("title", ""),
         date=meta.get("date") or None,
+        publisher=meta.get("publisher") or None,
+        page=int(meta["page"]) if meta.get("page") is not None else None,
+        page_breaks=_ints(meta.get("page_breaks")),
     )
+
+
+def _ints(csv: str | None) -> list[int]:
+    """A comma-separated list of offsets as stored in metadata (Chroma holds scalars only)."""
+    return [int(x) for x in csv.split(",")] if csv else []
 
 
 def _info(meta: dict) -> SourceInfo:
@@ -504,4 +523,7 @@ def _info(meta: dict) -> SourceInfo:
         chars=int(meta.get("chars", 0)),
         format=meta.get("format", ""),
         ingested_at=float(meta.get("ingested_at", 0)),
+        publisher=meta.get("publisher") or None,
+        author=meta.get("author") or None,
+        pages=len(_ints(meta.get("page_starts"))),
     )

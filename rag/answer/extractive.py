@@ -431,7 +431,19 @@ def citation_for(key: int, hit: Hit, start: int, end: int) -> Citation:
     if not (c.start <= start < end <= c.end):
         raise ValueError(f"span [{start}, {end}) is outside chunk {c.chunk_id} [{c.start}, {c.end})")
     quote = c.text[start - c.start : end - c.start]
-    return Citation(key, c.source, c.doc_id, c.chunk_id, start, end, quote, title=c.title, date=c.date)
+    return Citation(
+        key,
+        c.source,
+        c.doc_id,
+        c.chunk_id,
+        start,
+        end,
+        quote,
+        title=c.title,
+        date=c.date,
+        page=c.page_at(start),
+        publisher=c.publisher,
+    )
 
 
 def check(text: str, keys: list[int], passages: list[str]) -> SentenceCheck:

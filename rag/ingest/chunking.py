@@ -57,6 +57,9 @@ class Chunker:
                 text=text[a:b],
                 title=doc.title,
                 date=doc.date,
+                publisher=doc.publisher,
+                page=doc.page_at(a),
+                page_breaks=[p for p in doc.page_starts if a < p < b],
             )
             for i, (a, b) in enumerate(spans)
         ]

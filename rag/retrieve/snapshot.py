@@ -96,7 +96,7 @@ class SnapshotCache:
     client must not write next to a store it does not own.
     """
 
-    FORMAT = 1
+    FORMAT = 2
 
     def __init__(self, root: Path, ident: str) -> None:
         self.root = root
@@ -120,7 +120,9 @@ class SnapshotCache:
             shared = _Shared()
             with open(folder / "chunks.jsonl", encoding="utf-8") as fh:  # line by line: no 100 MB string
                 for line in fh:
-                    cid, doc_id, source, index, start, end, text, title, date = json.loads(line)
+                    cid, doc_id, source, index, start, end, text, title, date, publisher, page, breaks = (
+                        json.loads(line)
+                    )
                     chunks[cid] = Chunk(
                         cid,
                         shared(doc_id),
@@ -131,6 +133,9 @@ class SnapshotCache:
                         text,
                         shared(title),
                         shared(date),
+                        shared(publisher),
+                        page,
+                        breaks,
                     )
             lexical = LexicalIndex.load(folder / "lexical")
             if len(lexical) != len(chunks) or meta.get("chunks") != len(chunks):
@@ -148,6 +153,7 @@ class SnapshotCache:
             with open(tmp / "chunks.jsonl", "w", encoding="utf-8") as fh:
                 for c in snap.chunks.values():
                     row = [c.chunk_id, c.doc_id, c.source, c.index, c.start, c.end, c.text, c.title, c.date]
+                    row += [c.publisher, c.page, c.page_breaks]
                     fh.write(json.dumps(row, ensure_ascii=False) + "\n")
             snap.lexical.save(tmp / "lexical")
             meta = {"chunks": len(snap.chunks), "sources": snap.sources, "generation": snap.generation}

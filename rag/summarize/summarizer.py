@@ -362,7 +362,19 @@ def _dropped_notice(dropped: list[SentenceCheck]) -> str | None:
 
 
 def _citation(key: int, doc: Document, start: int, end: int) -> Citation:
-    return Citation(key, doc.source, doc.doc_id, "", start, end, doc.text[start:end], doc.title, doc.date)
+    return Citation(
+        key,
+        doc.source,
+        doc.doc_id,
+        "",
+        start,
+        end,
+        doc.text[start:end],
+        doc.title,
+        doc.date,
+        page=doc.page_at(start),
+        publisher=doc.publisher,
+    )
 
 
 def _cite(docs: list[Document], cand: SummaryCandidate) -> SummaryCitation:
@@ -380,7 +392,19 @@ def _renumber(
     for old in order:
         c = by_key[old]
         out.append(
-            Citation(new_key[old], c.source, c.doc_id, c.chunk_id, c.start, c.end, c.quote, c.title, c.date)
+            Citation(
+                new_key[old],
+                c.source,
+                c.doc_id,
+                c.chunk_id,
+                c.start,
+                c.end,
+                c.quote,
+                c.title,
+                c.date,
+                page=c.page,
+                publisher=c.publisher,
+            )
         )
     for s in kept:
         s.citations = [new_key[k] for k in s.citations]

@@ -372,6 +372,6 @@ def test_long_report_goes_through_map_reduce(fake_openai, embedder):
 
 
 def test_prompt_files_exist():
-    root = Path(__file__).resolve().parents[2] / "rag" / "prompts"
+    root = Path(__file__).resolve().parents[2] / "prompts"
     for name in ("brief.md", "brief.schema.json", "summary.md", "summary.schema.json", "map.md"):
         assert (root / name).is_file()
